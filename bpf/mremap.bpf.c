@@ -1,0 +1,358 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+//
+// mremap.bpf.c observes every mremap(2) call: an entry probe saves the
+// arguments per thread, an exit probe pairs them with the return value, then
+// aggregates the call into bounded hash maps (for metrics) and, when user
+// space serves a logs pipeline, submits one record to a ring buffer.
+//
+// Two attach modes share the same entry/exit logic:
+//   - kprobe + kretprobe on the syscall's arch wrapper (__x64_sys_mremap,
+//     __ia32_sys_mremap, __arm64_sys_mremap); the wrapper takes the user's
+//     registers as a struct pt_regs *, so the five arguments are read from
+//     that inner pt_regs with CO-RE;
+//   - the syscalls:sys_enter_mremap / sys_exit_mremap tracepoints.
+#include "vmlinux.h"
+#include "mremap.h"
+
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+// Filters and switches, set by user space before load so that the verifier
+// prunes what is off.
+const volatile bool emit_events = false;       // a logs pipeline is served
+const volatile bool errors_only = false;       // log only failed calls
+const volatile bool filter_pids = false;       // pid_filter holds the tgids to keep
+const volatile bool filter_comms = false;      // comm_filter holds the comms to keep
+const volatile bool filter_exclude_comms = false; // comm_exclude holds comms to drop
+const volatile __u64 min_size_delta = 0;       // bytes
+const volatile __u64 max_events_per_second = 0; // 0 = no cap
+
+// Calls between entry and exit, keyed by pid_tgid. An LRU map, so that
+// entries of threads that never returned (killed in the syscall, or a missed
+// kretprobe) are evicted rather than filling the map.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u64);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096 * 1024); // set from ring_buffer_size before load
+} events SEC(".maps");
+
+// Filters; their sizes are set by user space before load.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u8);
+} pid_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct comm);
+	__type(value, __u8);
+} comm_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, struct comm);
+	__type(value, __u8);
+} comm_exclude SEC(".maps");
+
+// Aggregates. Plain (not per-CPU) hashes updated with atomic adds: mremap is
+// not a hot syscall, and per-CPU values of histograms keyed by comm would
+// multiply the memory by the number of CPUs. A full map does not lose the
+// call silently: it is counted as DROP_CARDINALITY_LIMIT.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_CALL_KEYS);
+	__type(key, struct call_key);
+	__type(value, __u64);
+} calls SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SIZE_KEYS);
+	__type(key, struct size_key);
+	__type(value, struct hist);
+} size_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_DURATION_KEYS);
+	__type(key, struct duration_key);
+	__type(value, struct hist);
+} duration_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DROP_REASONS);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+// One fixed one-second window for max_events_per_second, shared by all CPUs.
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct rate_window);
+} rate SEC(".maps");
+
+// Make the event and the enums visible in BTF, so that bpf2go generates them for Go.
+const struct event *unused_event __attribute__((unused));
+const enum resize *unused_resize __attribute__((unused));
+const enum move *unused_move __attribute__((unused));
+const enum drop_reason *unused_drop_reason __attribute__((unused));
+
+// Zero values to insert new aggregate keys with.
+static const struct hist zero_hist;
+static const __u64 zero_count;
+
+static __always_inline void count_drop(__u32 reason)
+{
+	__u64 *n = bpf_map_lookup_elem(&drops, &reason);
+	if (n)
+		*n += 1;
+}
+
+// lookup_or_insert returns the value of key in map, inserting zero if it is
+// new. NULL means the map is full: the caller counts a cardinality drop.
+static __always_inline void *lookup_or_insert(void *map, const void *key, const void *zero)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+	if (v)
+		return v;
+	// BPF_NOEXIST: another CPU may have inserted it meanwhile (-EEXIST);
+	// the lookup below then finds it.
+	bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(map, key);
+}
+
+// log2 slot of v such that slot k holds (2^(k-1), 2^k] and slot 0 holds
+// [0, 1], matching explicit power-of-two histogram bounds 1, 2, 4, ...
+// whose buckets are upper-inclusive.
+static __always_inline __u32 hist_slot(__u64 v)
+{
+	__u32 slot = 0;
+	if (v <= 1)
+		return 0;
+	v -= 1;
+	// Branch-free log2 of v, then +1.
+	__u32 shift;
+	shift = (v > 0xFFFFFFFFULL) << 5; v >>= shift; slot = shift;
+	shift = (v > 0xFFFF) << 4; v >>= shift; slot |= shift;
+	shift = (v > 0xFF) << 3; v >>= shift; slot |= shift;
+	shift = (v > 0xF) << 2; v >>= shift; slot |= shift;
+	shift = (v > 0x3) << 1; v >>= shift; slot |= shift;
+	slot |= (v >> 1);
+	slot += 1;
+	if (slot >= HIST_SLOTS)
+		slot = HIST_SLOTS - 1;
+	return slot;
+}
+
+static __always_inline void hist_add(struct hist *h, __u64 v)
+{
+	__u32 slot = hist_slot(v);
+	if (slot < HIST_SLOTS)
+		__sync_fetch_and_add(&h->slots[slot], 1);
+	__sync_fetch_and_add(&h->sum, v);
+}
+
+// selected applies the pid and comm filters. Entry and exit apply the same
+// test, so an exit of a filtered-out call is not mistaken for an unpaired one.
+static __always_inline bool selected(__u32 tgid, struct comm *comm)
+{
+	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return false;
+	if (filter_comms || filter_exclude_comms) {
+		bpf_get_current_comm(comm->name, sizeof(comm->name));
+		if (filter_comms && !bpf_map_lookup_elem(&comm_filter, comm))
+			return false;
+		if (filter_exclude_comms && bpf_map_lookup_elem(&comm_exclude, comm))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __u64 flags,
+				    __u64 new_addr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct comm comm = {};
+	if (!selected(id >> 32, &comm))
+		return 0;
+
+	struct inflight in = {
+		.enter_ns = bpf_ktime_get_ns(),
+		.args = { addr, old_len, new_len, flags, new_addr },
+	};
+	bpf_map_update_elem(&inflight, &id, &in, BPF_ANY);
+	return 0;
+}
+
+// rate_allows implements max_events_per_second with a fixed one-second
+// window. Races between CPUs at a window's edge may let a few records more
+// through; none is lost uncounted.
+static __always_inline bool rate_allows(__u64 now)
+{
+	if (!max_events_per_second)
+		return true;
+	__u32 zero = 0;
+	struct rate_window *w = bpf_map_lookup_elem(&rate, &zero);
+	if (!w)
+		return true;
+	if (now - w->start_ns >= 1000000000ULL) {
+		w->start_ns = now;
+		w->count = 0;
+	}
+	return __sync_fetch_and_add(&w->count, 1) < max_events_per_second;
+}
+
+static __always_inline int on_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	struct comm comm = {};
+	if (!selected(tgid, &comm))
+		return 0;
+
+	struct inflight *inp = bpf_map_lookup_elem(&inflight, &id);
+	if (!inp) {
+		count_drop(DROP_UNPAIRED);
+		return 0;
+	}
+	struct inflight in = *inp;
+	bpf_map_delete_elem(&inflight, &id);
+
+	__u64 now = bpf_ktime_get_ns();
+	__u64 old_addr = in.args[0], old_len = in.args[1], new_len = in.args[2];
+	__u64 flags = in.args[3];
+
+	__u64 delta = new_len > old_len ? new_len - old_len : old_len - new_len;
+	if (delta < min_size_delta)
+		return 0;
+
+	if (!filter_comms && !filter_exclude_comms)
+		bpf_get_current_comm(comm.name, sizeof(comm.name));
+
+	bool ok = ret >= 0 || ret < -4095;
+	__u8 resize = new_len > old_len ? RESIZE_GROW : new_len < old_len ? RESIZE_SHRINK : RESIZE_NONE;
+	__u8 move = MOVE_NONE;
+	if (flags & MREMAP_FIXED_FLAG)
+		move = MOVE_FIXED;
+	else if (flags & MREMAP_DONTUNMAP_FLAG)
+		move = MOVE_DONTUNMAP;
+	else if (ok && (__u64)ret != old_addr)
+		move = MOVE_MAYMOVE;
+	__u16 err = ok ? 0 : (__u16)(-ret);
+
+	struct call_key ck = { .comm = comm, .resize = resize, .move = move, .err = err };
+	__u64 *n = lookup_or_insert(&calls, &ck, &zero_count);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		count_drop(DROP_CARDINALITY_LIMIT);
+
+	if (ok && resize != RESIZE_NONE) {
+		struct size_key sk = { .comm = comm, .resize = resize };
+		struct hist *h = lookup_or_insert(&size_hist, &sk, &zero_hist);
+		if (h)
+			hist_add(h, delta);
+		else
+			count_drop(DROP_CARDINALITY_LIMIT);
+	}
+
+	struct duration_key dk = { .move = move, .err = err };
+	struct hist *dh = lookup_or_insert(&duration_hist, &dk, &zero_hist);
+	if (dh)
+		hist_add(dh, now - in.enter_ns);
+	else
+		count_drop(DROP_CARDINALITY_LIMIT);
+
+	if (!emit_events || (errors_only && ok))
+		return 0;
+	if (!rate_allows(now)) {
+		count_drop(DROP_RATE_LIMITED);
+		return 0;
+	}
+
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_drop(DROP_RING_BUFFER_FULL);
+		return 0;
+	}
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	e->enter_ns = in.enter_ns;
+	e->exit_ns = now;
+	e->old_address = old_addr;
+	e->old_size = old_len;
+	e->new_size = new_len;
+	e->flags = flags;
+	e->new_address = in.args[4];
+	e->ret = ret;
+	e->tgid = tgid;
+	e->tid = (__u32)id;
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	__builtin_memcpy(e->comm, comm.name, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_mremap")
+int tracepoint_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], ctx->args[4]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_mremap")
+int tracepoint_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+// The arch wrapper's only argument is the user's saved registers; the
+// syscall arguments are read from them with CO-RE in the native syscall
+// convention.
+SEC("kprobe/sys_mremap")
+int kprobe_enter(struct pt_regs *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
+	return on_enter(PT_REGS_PARM1_CORE_SYSCALL(regs), PT_REGS_PARM2_CORE_SYSCALL(regs),
+			PT_REGS_PARM3_CORE_SYSCALL(regs), PT_REGS_PARM4_CORE_SYSCALL(regs),
+			PT_REGS_PARM5_CORE_SYSCALL(regs));
+}
+
+// 32-bit tasks on x86-64 enter through __ia32_sys_mremap, whose saved
+// registers hold the arguments in the i386 convention (bx, cx, dx, si, di).
+// On other architectures this program is never attached.
+SEC("kprobe/__ia32_sys_mremap")
+int kprobe_enter_ia32(struct pt_regs *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
+	return on_enter((__u32)BPF_CORE_READ(regs, bx), (__u32)BPF_CORE_READ(regs, cx),
+			(__u32)BPF_CORE_READ(regs, dx), (__u32)BPF_CORE_READ(regs, si),
+			(__u32)BPF_CORE_READ(regs, di));
+#else
+	return 0;
+#endif
+}
+
+SEC("kretprobe/sys_mremap")
+int kprobe_exit(struct pt_regs *ctx)
+{
+	return on_exit(PT_REGS_RC(ctx));
+}

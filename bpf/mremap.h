@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+//
+// Types shared by the eBPF program and user space. bpf2go turns each of them
+// into a Go type (-type), so the layout is declared once, here.
+#ifndef MREMAP_H
+#define MREMAP_H
+
+#define TASK_COMM_LEN 16
+#define HIST_SLOTS 64
+
+#define MAX_CALL_KEYS 16384
+#define MAX_SIZE_KEYS 4096
+#define MAX_DURATION_KEYS 1024
+
+#define MREMAP_MAYMOVE_FLAG 1
+#define MREMAP_FIXED_FLAG 2
+#define MREMAP_DONTUNMAP_FLAG 4
+
+#if defined(__TARGET_ARCH_arm64)
+// The x86-64 vmlinux.h lacks arm64's register layout, which bpf_tracing.h
+// reads through; CO-RE relocates these fields against the running kernel.
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+} __attribute__((preserve_access_index));
+#endif
+
+enum resize {
+	RESIZE_NONE = 0,
+	RESIZE_GROW = 1,
+	RESIZE_SHRINK = 2,
+};
+
+enum move {
+	MOVE_NONE = 0,
+	MOVE_MAYMOVE = 1,
+	MOVE_FIXED = 2,
+	MOVE_DONTUNMAP = 3,
+};
+
+// Reasons a call is not delivered in full; indexes of the drops map.
+// (probe_missed is read from the kernel's kretprobe counters, not here.)
+enum drop_reason {
+	DROP_RING_BUFFER_FULL = 0,
+	DROP_RATE_LIMITED = 1,
+	DROP_UNPAIRED = 2,
+	DROP_CARDINALITY_LIMIT = 3,
+	DROP_REASONS = 4,
+};
+
+struct comm {
+	char name[TASK_COMM_LEN];
+};
+
+// A call between its entry and exit probes.
+struct inflight {
+	__u64 enter_ns;
+	__u64 args[5];
+};
+
+// One mremap call, as submitted to the ring buffer.
+struct event {
+	__u64 enter_ns; // bpf_ktime_get_ns (CLOCK_MONOTONIC) at entry
+	__u64 exit_ns;
+	__u64 old_address;
+	__u64 old_size;
+	__u64 new_size;
+	__u64 flags;
+	__u64 new_address;
+	__s64 ret;
+	__u32 tgid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	char comm[TASK_COMM_LEN];
+};
+
+struct call_key {
+	struct comm comm;
+	__u8 resize; // enum resize
+	__u8 move;   // enum move
+	__u16 err;   // errno, 0 for success
+};
+
+struct size_key {
+	struct comm comm;
+	__u8 resize;
+	__u8 pad[7];
+};
+
+struct duration_key {
+	__u8 move;
+	__u8 pad;
+	__u16 err;
+	__u32 pad2;
+};
+
+// A log2 histogram: slots[k] counts values in (2^(k-1), 2^k], slots[0]
+// counts 0 and 1; sum is the sum of the values.
+struct hist {
+	__u64 slots[HIST_SLOTS];
+	__u64 sum;
+};
+
+struct rate_window {
+	__u64 start_ns;
+	__u64 count;
+};
+
+#endif

@@ -1,0 +1,241 @@
+// Package mremap describes mremap(2) calls as the tracer observes them: the
+// arguments, the result, how the call resized and moved the mapping, and the
+// call written the way strace prints it.
+package mremap
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Flag bits of mremap(2), from <linux/mman.h>.
+const (
+	FlagMayMove   uint64 = 1 // MREMAP_MAYMOVE
+	FlagFixed     uint64 = 2 // MREMAP_FIXED
+	FlagDontUnmap uint64 = 4 // MREMAP_DONTUNMAP
+)
+
+var flagNames = []struct {
+	bit  uint64
+	name string
+}{
+	{FlagMayMove, "MREMAP_MAYMOVE"},
+	{FlagFixed, "MREMAP_FIXED"},
+	{FlagDontUnmap, "MREMAP_DONTUNMAP"},
+}
+
+// FlagNames names the set bits of flags joined by "|", in the order strace
+// uses; unknown bits are appended as one hex number. It is empty for 0.
+func FlagNames(flags uint64) string {
+	var names []string
+	for _, f := range flagNames {
+		if flags&f.bit != 0 {
+			names = append(names, f.name)
+			flags &^= f.bit
+		}
+	}
+	if flags != 0 {
+		names = append(names, "0x"+strconv.FormatUint(flags, 16))
+	}
+	return strings.Join(names, "|")
+}
+
+// Resize says how a call changes the size of the mapping.
+type Resize uint8
+
+const (
+	ResizeNone Resize = iota
+	ResizeGrow
+	ResizeShrink
+)
+
+func (r Resize) String() string {
+	switch r {
+	case ResizeGrow:
+		return "grow"
+	case ResizeShrink:
+		return "shrink"
+	case ResizeNone:
+		return "none"
+	}
+	return "resize(" + strconv.Itoa(int(r)) + ")"
+}
+
+// ResizeOf compares the new size with the old one.
+func ResizeOf(oldSize, newSize uint64) Resize {
+	switch {
+	case newSize > oldSize:
+		return ResizeGrow
+	case newSize < oldSize:
+		return ResizeShrink
+	}
+	return ResizeNone
+}
+
+// Move says whether and how a call moves the mapping.
+type Move uint8
+
+const (
+	MoveNone      Move = iota
+	MoveMayMove        // the kernel moved it to an address it chose
+	MoveFixed          // MREMAP_FIXED
+	MoveDontUnmap      // MREMAP_DONTUNMAP
+)
+
+func (m Move) String() string {
+	switch m {
+	case MoveNone:
+		return "none"
+	case MoveMayMove:
+		return "maymove"
+	case MoveFixed:
+		return "fixed"
+	case MoveDontUnmap:
+		return "dontunmap"
+	}
+	return "move(" + strconv.Itoa(int(m)) + ")"
+}
+
+// MoveOf classifies a call: fixed if MREMAP_FIXED is set; else dontunmap if
+// MREMAP_DONTUNMAP is set; else maymove if the call succeeded and returned an
+// address other than oldAddress; else none.
+func MoveOf(flags, oldAddress uint64, ok bool, resultAddress uint64) Move {
+	switch {
+	case flags&FlagFixed != 0:
+		return MoveFixed
+	case flags&FlagDontUnmap != 0:
+		return MoveDontUnmap
+	case ok && resultAddress != oldAddress:
+		return MoveMayMove
+	}
+	return MoveNone
+}
+
+// ErrnoName is the symbolic name of errno ("EINVAL"), or "E<n>" for a number
+// the C library does not name.
+func ErrnoName(errno uint16) string {
+	if name := unix.ErrnoName(unix.Errno(errno)); name != "" {
+		return name
+	}
+	return "E" + strconv.Itoa(int(errno))
+}
+
+// ErrnoText is the C library's message for errno ("Invalid argument").
+func ErrnoText(errno uint16) string {
+	s := unix.Errno(errno).Error()
+	if s == "" {
+		return "Unknown error " + strconv.Itoa(int(errno))
+	}
+	// Go's messages are lower-case; strace prints the C library's.
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// Process is the process that made a call, as the kernel saw it.
+type Process struct {
+	PID  uint32 // tgid
+	PPID uint32
+	UID  uint32
+	Comm string // the task's comm, at most 15 bytes
+}
+
+// Call is one mremap(2) call.
+type Call struct {
+	Enter time.Time // wall-clock time of syscall entry
+	Exit  time.Time
+	// Duration from entry to exit, measured on the kernel's monotonic clock.
+	Duration time.Duration
+
+	Process Process
+	TID     uint32
+
+	OldAddress uint64
+	OldSize    uint64
+	NewSize    uint64
+	Flags      uint64
+	NewAddress uint64 // argument 5, as passed
+
+	// Return is the raw return value: an address, or -errno.
+	Return int64
+}
+
+// OK tells whether the call succeeded. The kernel returns -errno in
+// [-4095, -1] for a failure; anything else is an address.
+func (c *Call) OK() bool { return c.Return >= 0 || c.Return < -4095 }
+
+// Errno is the error number of a failed call, 0 for a successful one.
+func (c *Call) Errno() uint16 {
+	if c.OK() {
+		return 0
+	}
+	return uint16(-c.Return)
+}
+
+// Result is "ok", or the errno name of a failed call.
+func (c *Call) Result() string {
+	if c.OK() {
+		return "ok"
+	}
+	return ErrnoName(c.Errno())
+}
+
+// ResultAddress is the address a successful call returned.
+func (c *Call) ResultAddress() uint64 { return uint64(c.Return) }
+
+// SizeDelta is new_size - old_size.
+func (c *Call) SizeDelta() int64 { return int64(c.NewSize - c.OldSize) }
+
+// Resize compares new_size with old_size, whatever the result.
+func (c *Call) Resize() Resize { return ResizeOf(c.OldSize, c.NewSize) }
+
+// Move classifies the call; see MoveOf.
+func (c *Call) Move() Move { return MoveOf(c.Flags, c.OldAddress, c.OK(), c.ResultAddress()) }
+
+// String writes the call as strace prints it:
+//
+//	mremap(0x7f3a2c000000, 4096, 8192, MREMAP_MAYMOVE) = 0x7f3a2c100000
+//	mremap(0x7f3a2c000000, 4096, 4096, MREMAP_MAYMOVE|MREMAP_FIXED, 0x7f3a2d000000) = 0x7f3a2d000000
+//	mremap(0x7f3a2c000001, 4096, 8192, MREMAP_MAYMOVE) = -1 EINVAL (Invalid argument)
+//
+// As strace does, the fifth argument is printed only when both MREMAP_MAYMOVE
+// and MREMAP_FIXED are set, the only case in which the kernel reads it.
+func (c *Call) String() string {
+	var b strings.Builder
+	b.Grow(96)
+	b.WriteString("mremap(")
+	writeAddress(&b, c.OldAddress)
+	b.WriteString(", ")
+	b.WriteString(strconv.FormatUint(c.OldSize, 10))
+	b.WriteString(", ")
+	b.WriteString(strconv.FormatUint(c.NewSize, 10))
+	b.WriteString(", ")
+	if c.Flags == 0 {
+		b.WriteString("0")
+	} else {
+		b.WriteString(FlagNames(c.Flags))
+	}
+	if c.Flags&(FlagMayMove|FlagFixed) == FlagMayMove|FlagFixed {
+		b.WriteString(", ")
+		writeAddress(&b, c.NewAddress)
+	}
+	b.WriteString(") = ")
+	if c.OK() {
+		writeAddress(&b, c.ResultAddress())
+	} else {
+		fmt.Fprintf(&b, "-1 %s (%s)", ErrnoName(c.Errno()), ErrnoText(c.Errno()))
+	}
+	return b.String()
+}
+
+// writeAddress prints an address as strace does: NULL for 0, else hex.
+func writeAddress(b *strings.Builder, a uint64) {
+	if a == 0 {
+		b.WriteString("NULL")
+		return
+	}
+	b.WriteString("0x")
+	b.WriteString(strconv.FormatUint(a, 16))
+}

@@ -1,0 +1,107 @@
+package mremaptest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// RequireBPF skips the test, saying why, unless it runs as root: loading
+// eBPF programs and attaching probes needs CAP_BPF and CAP_PERFMON.
+func RequireBPF(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: loading eBPF programs needs root (CAP_BPF and CAP_PERFMON); run the tests as root, as CI does")
+	}
+}
+
+var (
+	buildOnce sync.Once
+	builtPath string
+	buildErr  error
+)
+
+// HelperPath returns the mremap-helper binary: $MREMAP_HELPER if set (the
+// kernel VM tests ship a prebuilt one), else one built from
+// cmd/mremap-helper once per test binary.
+func HelperPath(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("MREMAP_HELPER"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "mremap-helper")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtPath = filepath.Join(dir, Comm)
+		cmd := exec.Command("go", "build", "-o", builtPath, "github.com/otelcol-mremap/otelcol-mremap/cmd/mremap-helper")
+		cmd.Dir = moduleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = &buildError{err: err, out: string(out)}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build mremap-helper: %v", buildErr)
+	}
+	return builtPath
+}
+
+type buildError struct {
+	err error
+	out string
+}
+
+func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
+
+func moduleRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// RunHelper runs the helper and returns the calls it made, in order.
+func RunHelper(t testing.TB, path string) []Made {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(path)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s", path, err, stderr.String())
+	}
+	var made []Made
+	s := bufio.NewScanner(&stdout)
+	for s.Scan() {
+		if strings.TrimSpace(s.Text()) == "" {
+			continue
+		}
+		var m Made
+		if err := json.Unmarshal(s.Bytes(), &m); err != nil {
+			t.Fatalf("parse helper output %q: %v", s.Text(), err)
+		}
+		made = append(made, m)
+	}
+	if len(made) != len(Expected) {
+		t.Fatalf("helper made %d calls, want %d", len(made), len(Expected))
+	}
+	return made
+}
+
+// ExpectationOf returns the expectation for the call named name.
+func ExpectationOf(t testing.TB, name string) Expectation {
+	t.Helper()
+	for _, e := range Expected {
+		if e.Name == name {
+			return e.Expectation
+		}
+	}
+	t.Fatalf("no expectation for call %q", name)
+	return Expectation{}
+}

@@ -1,0 +1,89 @@
+package tracer
+
+import "github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+
+// HistogramSlots is the number of slots of a kernel histogram.
+const HistogramSlots = 64
+
+// Histogram is a log2 histogram aggregated in the kernel: Counts[k] counts
+// the values in (2^(k-1), 2^k], Counts[0] the values 0 and 1, and the last
+// slot everything above 2^(HistogramSlots-2).
+type Histogram struct {
+	Counts [HistogramSlots]uint64
+	Sum    uint64
+}
+
+// Count is the number of values in the histogram.
+func (h *Histogram) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// CallCount counts calls of one process name with one outcome.
+type CallCount struct {
+	Comm   string
+	Resize mremap.Resize
+	Move   mremap.Move
+	Errno  uint16 // 0 for successful calls
+	Count  uint64
+}
+
+// Result is "ok" or the errno name.
+func (c CallCount) Result() string {
+	if c.Errno == 0 {
+		return "ok"
+	}
+	return mremap.ErrnoName(c.Errno)
+}
+
+// SizeDeltas is the histogram of abs(new_size - old_size) of the successful
+// calls of one process name that grew or shrank a mapping.
+type SizeDeltas struct {
+	Comm   string
+	Resize mremap.Resize // grow or shrink
+	Histogram
+}
+
+// Durations is the histogram of entry-to-exit times in nanoseconds of the
+// calls with one move kind and result.
+type Durations struct {
+	Move  mremap.Move
+	Errno uint16
+	Histogram
+}
+
+// Result is "ok" or the errno name.
+func (d Durations) Result() string {
+	if d.Errno == 0 {
+		return "ok"
+	}
+	return mremap.ErrnoName(d.Errno)
+}
+
+// Drops counts the calls that were not delivered in full, by reason.
+type Drops struct {
+	// RingBufferFull: a record did not fit in the ring buffer.
+	RingBufferFull uint64
+	// RateLimited: a record exceeded max_events_per_second.
+	RateLimited uint64
+	// Unpaired: an exit without an entry (a call in flight at attach time,
+	// or an entry evicted from the in-flight map).
+	Unpaired uint64
+	// ProbeMissed: the kernel missed the kretprobe (kprobe mode).
+	ProbeMissed uint64
+	// CardinalityLimit: an aggregate map was full, so the call is missing
+	// from one or more aggregates.
+	CardinalityLimit uint64
+}
+
+// Aggregates are the kernel's cumulative counts since the programs were
+// loaded.
+type Aggregates struct {
+	Calls      []CallCount
+	SizeDeltas []SizeDeltas
+	Durations  []Durations
+	Drops      Drops
+}

@@ -1,0 +1,575 @@
+// Package tracer loads the eBPF program that observes mremap(2), attaches it
+// to the kernel, and reads what it reports: one Call per mremap(2) from the
+// ring buffer, and the Aggregates the kernel keeps for metrics.
+package tracer
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+
+	"github.com/otelcol-mremap/otelcol-mremap/bpf"
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+)
+
+// MaxCommLen is the longest process name the kernel keeps (TASK_COMM_LEN-1).
+const MaxCommLen = 15
+
+// kretprobeMaxActive is how many calls a kretprobe can track at once. The
+// default is max(10, 2*CPUs); beyond it the kernel misses returns. 4096 is
+// the kernel's maximum (KRETPROBE_MAXACTIVE_MAX). Setting it makes
+// cilium/ebpf create the probe through tracefs.
+const kretprobeMaxActive = 4096
+
+// ErrClosed is returned by Read after Close.
+var ErrClosed = errors.New("tracer closed")
+
+// Filter selects calls in the kernel. The zero Filter selects everything.
+type Filter struct {
+	PIDs         []uint32 // process ids (tgid) to keep
+	Comms        []string // process names to keep
+	ExcludeComms []string // process names to drop
+	// MinSizeDelta drops calls whose abs(new_size - old_size) is smaller,
+	// from records and aggregates alike.
+	MinSizeDelta uint64
+	// ErrorsOnly submits records only for failed calls; aggregates still
+	// count every selected call.
+	ErrorsOnly bool
+}
+
+// Options configure a Tracer.
+type Options struct {
+	Probe Probe
+	// Events makes the kernel submit one record per call to the ring
+	// buffer, for Read. Without it only Aggregates are kept.
+	Events bool
+	// RingBufferSize in bytes: a power of two and a multiple of the page
+	// size. Used only with Events.
+	RingBufferSize int
+	// MaxEventsPerSecond caps the records submitted; 0 means no cap.
+	MaxEventsPerSecond uint64
+	Filter             Filter
+}
+
+// Tracer is the loaded and attached eBPF program.
+type Tracer struct {
+	probe  Probe
+	reason string
+
+	maps     bpf.MremapMaps
+	programs []*ebpf.Program
+	links    []link.Link
+	// retprobes are the kretprobe links, with their symbols, whose missed
+	// returns are reported as Drops.ProbeMissed.
+	retprobes   []link.Link
+	retSymbols  []string
+	tracefs     string
+	reader      *ringbuf.Reader
+	record      ringbuf.Record
+	clock       Clock
+	eventsValid bool
+}
+
+// New checks privileges, loads the program and attaches it in the mode that
+// opts.Probe selects. Close releases everything.
+func New(opts Options) (*Tracer, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkCapabilities(); err != nil {
+		return nil, err
+	}
+	tracefs, err := tracefsPath()
+	if err != nil {
+		return nil, err
+	}
+
+	probe, reason := opts.Probe, ""
+	switch probe {
+	case ProbeAuto:
+		ok, why := kprobeSupport(tracefs)
+		if ok {
+			probe, reason = ProbeKprobe, "probe auto chose kprobe: "+why
+		} else {
+			probe, reason = ProbeTracepoint, "probe auto chose tracepoint: "+why
+		}
+	case ProbeKprobe:
+		if ok, why := kprobeSupport(tracefs); !ok {
+			return nil, fmt.Errorf("probe kprobe: %s", why)
+		}
+		reason = "probe kprobe was configured"
+	case ProbeTracepoint:
+		reason = "probe tracepoint was configured"
+	}
+
+	t, err := open(opts, probe, tracefs)
+	if err != nil && opts.Probe == ProbeAuto && probe == ProbeKprobe {
+		reason = fmt.Sprintf("probe auto chose tracepoint: attaching kprobes failed: %v", err)
+		probe = ProbeTracepoint
+		t, err = open(opts, probe, tracefs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t.reason = reason
+	return t, nil
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if _, err := ParseProbe(string(o.Probe)); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Events {
+		page := os.Getpagesize()
+		if n := o.RingBufferSize; n < page || n&(n-1) != 0 {
+			errs = append(errs, fmt.Errorf("ring buffer size %d: must be a power of two and at least one page (%d bytes)", n, page))
+		}
+	}
+	for _, c := range append(append([]string{}, o.Filter.Comms...), o.Filter.ExcludeComms...) {
+		if len(c) == 0 || len(c) > MaxCommLen {
+			errs = append(errs, fmt.Errorf("comm %q: must be 1 to %d bytes long", c, MaxCommLen))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+type tracepointPrograms struct {
+	Enter *ebpf.Program `ebpf:"tracepoint_enter"`
+	Exit  *ebpf.Program `ebpf:"tracepoint_exit"`
+}
+
+type kprobePrograms struct {
+	Enter     *ebpf.Program `ebpf:"kprobe_enter"`
+	EnterIa32 *ebpf.Program `ebpf:"kprobe_enter_ia32"`
+	Exit      *ebpf.Program `ebpf:"kprobe_exit"`
+}
+
+func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
+	spec, err := bpf.LoadMremap()
+	if err != nil {
+		return nil, fmt.Errorf("load eBPF object: %w", err)
+	}
+	if err := configure(spec, opts); err != nil {
+		return nil, err
+	}
+
+	t := &Tracer{probe: probe, tracefs: tracefs, clock: NewClock()}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+
+	switch probe {
+	case ProbeTracepoint:
+		var objs struct {
+			bpf.MremapMaps
+			tracepointPrograms
+		}
+		if err := spec.LoadAndAssign(&objs, nil); err != nil {
+			return nil, fmt.Errorf("load eBPF programs into the kernel: %w", verifierError(err))
+		}
+		t.maps = objs.MremapMaps
+		t.programs = []*ebpf.Program{objs.Enter, objs.Exit}
+		if err := t.fillFilters(opts.Filter); err != nil {
+			return nil, err
+		}
+		// Exit first: an entry recorded before its exit probe exists would
+		// never be paired.
+		if err := t.attachTracepoint("sys_exit_mremap", objs.Exit); err != nil {
+			return nil, err
+		}
+		if err := t.attachTracepoint("sys_enter_mremap", objs.Enter); err != nil {
+			return nil, err
+		}
+	case ProbeKprobe:
+		var objs struct {
+			bpf.MremapMaps
+			kprobePrograms
+		}
+		if err := spec.LoadAndAssign(&objs, nil); err != nil {
+			return nil, fmt.Errorf("load eBPF programs into the kernel: %w", verifierError(err))
+		}
+		t.maps = objs.MremapMaps
+		t.programs = []*ebpf.Program{objs.Enter, objs.EnterIa32, objs.Exit}
+		if err := t.fillFilters(opts.Filter); err != nil {
+			return nil, err
+		}
+		native, compat := syscallSymbols()
+		present, err := kallsymsHas(compat...)
+		if err != nil {
+			return nil, fmt.Errorf("read /proc/kallsyms: %w", err)
+		}
+		symbols := []string{native}
+		enters := []*ebpf.Program{objs.Enter}
+		for _, sym := range compat {
+			if present[sym] {
+				symbols = append(symbols, sym)
+				enters = append(enters, objs.EnterIa32)
+			}
+		}
+		for _, sym := range symbols {
+			if err := t.attachKretprobe(sym, objs.Exit); err != nil {
+				return nil, err
+			}
+		}
+		for i, sym := range symbols {
+			l, err := link.Kprobe(sym, enters[i], nil)
+			if err != nil {
+				return nil, fmt.Errorf("attach kprobe %s: %w", sym, err)
+			}
+			t.links = append(t.links, l)
+		}
+	default:
+		return nil, fmt.Errorf("unknown probe %q", probe)
+	}
+
+	if opts.Events {
+		t.reader, err = ringbuf.NewReader(t.maps.Events)
+		if err != nil {
+			return nil, fmt.Errorf("open ring buffer reader: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// configure sets the load-time constants and map sizes.
+func configure(spec *ebpf.CollectionSpec, opts Options) error {
+	f := opts.Filter
+	vars := []struct {
+		name  string
+		value any
+	}{
+		{"emit_events", opts.Events},
+		{"errors_only", f.ErrorsOnly},
+		{"filter_pids", len(f.PIDs) > 0},
+		{"filter_comms", len(f.Comms) > 0},
+		{"filter_exclude_comms", len(f.ExcludeComms) > 0},
+		{"min_size_delta", f.MinSizeDelta},
+		{"max_events_per_second", opts.MaxEventsPerSecond},
+	}
+	for _, v := range vars {
+		vs, ok := spec.Variables[v.name]
+		if !ok {
+			return fmt.Errorf("eBPF object has no variable %s", v.name)
+		}
+		if err := vs.Set(v.value); err != nil {
+			return fmt.Errorf("set %s: %w", v.name, err)
+		}
+	}
+	sizes := map[string]int{
+		bpf.MremapMapPidFilter:   len(f.PIDs),
+		bpf.MremapMapCommFilter:  len(f.Comms),
+		bpf.MremapMapCommExclude: len(f.ExcludeComms),
+		// Without events, the smallest ring buffer the kernel accepts.
+		bpf.MremapMapEvents: os.Getpagesize(),
+	}
+	if opts.Events {
+		sizes[bpf.MremapMapEvents] = opts.RingBufferSize
+	}
+	for name, n := range sizes {
+		spec.Maps[name].MaxEntries = uint32(max(n, 1))
+	}
+	return nil
+}
+
+func (t *Tracer) fillFilters(f Filter) error {
+	one := uint8(1)
+	for _, pid := range f.PIDs {
+		if err := t.maps.PidFilter.Put(pid, one); err != nil {
+			return fmt.Errorf("fill pid filter: %w", err)
+		}
+	}
+	for _, set := range []struct {
+		m     *ebpf.Map
+		comms []string
+	}{{t.maps.CommFilter, f.Comms}, {t.maps.CommExclude, f.ExcludeComms}} {
+		for _, c := range set.comms {
+			if err := set.m.Put(commKey(c), one); err != nil {
+				return fmt.Errorf("fill comm filter: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func commKey(s string) bpf.MremapComm {
+	var c bpf.MremapComm
+	for i := 0; i < len(s) && i < len(c.Name)-1; i++ {
+		c.Name[i] = int8(s[i])
+	}
+	return c
+}
+
+func commString(name [16]int8) string {
+	b := make([]byte, 0, len(name))
+	for _, c := range name {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(b)
+}
+
+func (t *Tracer) attachTracepoint(name string, prog *ebpf.Program) error {
+	l, err := link.Tracepoint("syscalls", name, prog, nil)
+	if err != nil {
+		return fmt.Errorf("attach tracepoint syscalls:%s: %w", name, err)
+	}
+	t.links = append(t.links, l)
+	return nil
+}
+
+func (t *Tracer) attachKretprobe(sym string, prog *ebpf.Program) error {
+	l, err := link.Kretprobe(sym, prog, &link.KprobeOptions{RetprobeMaxActive: kretprobeMaxActive})
+	if errors.Is(err, link.ErrNotSupported) {
+		// Kernels before 4.12 cannot set maxactive; take the default.
+		l, err = link.Kretprobe(sym, prog, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("attach kretprobe %s: %w", sym, err)
+	}
+	t.links = append(t.links, l)
+	t.retprobes = append(t.retprobes, l)
+	t.retSymbols = append(t.retSymbols, sym)
+	return nil
+}
+
+// verifierError keeps the verifier's log short enough for a log line.
+func verifierError(err error) error {
+	var ve *ebpf.VerifierError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("%+3v", ve)
+	}
+	return err
+}
+
+// Probe is the mode the tracer attached in: kprobe or tracepoint.
+func (t *Tracer) Probe() Probe { return t.probe }
+
+// Reason says why the tracer attached in its mode.
+func (t *Tracer) Reason() string { return t.reason }
+
+// Read blocks until the next call arrives and returns it. It returns
+// ErrClosed once Close was called, or at once if the tracer was opened
+// without Events. One goroutine at a time may call it.
+func (t *Tracer) Read() (mremap.Call, error) {
+	if t.reader == nil {
+		return mremap.Call{}, ErrClosed
+	}
+	if err := t.reader.ReadInto(&t.record); err != nil {
+		if errors.Is(err, ringbuf.ErrClosed) {
+			return mremap.Call{}, ErrClosed
+		}
+		return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
+	}
+	return decodeEvent(t.record.RawSample, t.clock)
+}
+
+// decodeEvent turns a ring buffer record into a Call.
+func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
+	var e bpf.MremapEvent
+	if len(raw) < int(unsafe.Sizeof(e)) {
+		return mremap.Call{}, fmt.Errorf("ring buffer record of %d bytes, want %d", len(raw), unsafe.Sizeof(e))
+	}
+	// The record is the C struct event in host byte order and layout.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&e)), unsafe.Sizeof(e)), raw)
+	return mremap.Call{
+		Enter:    clock.Wall(e.EnterNs),
+		Exit:     clock.Wall(e.ExitNs),
+		Duration: durationNs(e.EnterNs, e.ExitNs),
+		Process: mremap.Process{
+			PID:  e.Tgid,
+			PPID: e.Ppid,
+			UID:  e.Uid,
+			Comm: commString(e.Comm),
+		},
+		TID:        e.Tid,
+		OldAddress: e.OldAddress,
+		OldSize:    e.OldSize,
+		NewSize:    e.NewSize,
+		Flags:      e.Flags,
+		NewAddress: e.NewAddress,
+		Return:     e.Ret,
+	}, nil
+}
+
+// ReadAggregates reads the kernel's cumulative aggregates.
+func (t *Tracer) ReadAggregates() (*Aggregates, error) {
+	a := &Aggregates{}
+	var (
+		ck    bpf.MremapCallKey
+		count uint64
+	)
+	it := t.maps.Calls.Iterate()
+	for it.Next(&ck, &count) {
+		a.Calls = append(a.Calls, CallCount{
+			Comm:   commString(ck.Comm.Name),
+			Resize: mremap.Resize(ck.Resize),
+			Move:   mremap.Move(ck.Move),
+			Errno:  ck.Err,
+			Count:  count,
+		})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read calls map: %w", err)
+	}
+
+	var (
+		sk bpf.MremapSizeKey
+		h  bpf.MremapHist
+	)
+	it = t.maps.SizeHist.Iterate()
+	for it.Next(&sk, &h) {
+		a.SizeDeltas = append(a.SizeDeltas, SizeDeltas{
+			Comm:      commString(sk.Comm.Name),
+			Resize:    mremap.Resize(sk.Resize),
+			Histogram: Histogram{Counts: h.Slots, Sum: h.Sum},
+		})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read size histogram map: %w", err)
+	}
+
+	var dk bpf.MremapDurationKey
+	it = t.maps.DurationHist.Iterate()
+	for it.Next(&dk, &h) {
+		a.Durations = append(a.Durations, Durations{
+			Move:      mremap.Move(dk.Move),
+			Errno:     dk.Err,
+			Histogram: Histogram{Counts: h.Slots, Sum: h.Sum},
+		})
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read duration histogram map: %w", err)
+	}
+
+	drops := map[bpf.MremapDropReason]*uint64{
+		bpf.MremapDropReasonDROP_RING_BUFFER_FULL:  &a.Drops.RingBufferFull,
+		bpf.MremapDropReasonDROP_RATE_LIMITED:      &a.Drops.RateLimited,
+		bpf.MremapDropReasonDROP_UNPAIRED:          &a.Drops.Unpaired,
+		bpf.MremapDropReasonDROP_CARDINALITY_LIMIT: &a.Drops.CardinalityLimit,
+	}
+	for reason, dst := range drops {
+		var perCPU []uint64
+		if err := t.maps.Drops.Lookup(uint32(reason), &perCPU); err != nil {
+			return nil, fmt.Errorf("read drops map: %w", err)
+		}
+		for _, n := range perCPU {
+			*dst += n
+		}
+	}
+	missed, err := t.probeMissed()
+	if err != nil {
+		return nil, err
+	}
+	a.Drops.ProbeMissed = missed
+	return a, nil
+}
+
+// probeMissed sums the returns the kernel missed on our kretprobes. Since
+// Linux 6.6 the link reports them; before, a kretprobe made through tracefs
+// shows them in kprobe_profile.
+func (t *Tracer) probeMissed() (uint64, error) {
+	var total uint64
+	var fromProfile []string
+	for i, l := range t.retprobes {
+		info, err := l.Info()
+		if err == nil {
+			if pe := info.PerfEvent(); pe != nil {
+				if kp := pe.Kprobe(); kp != nil {
+					total += kp.Missed
+					continue
+				}
+			}
+		}
+		fromProfile = append(fromProfile, t.retSymbols[i])
+	}
+	if len(fromProfile) == 0 {
+		return total, nil
+	}
+	missed, err := kprobeProfileMissed(t.tracefs+"/kprobe_profile", fromProfile)
+	if err != nil {
+		return 0, err
+	}
+	return total + missed, nil
+}
+
+// kprobeProfileMissed sums the "missed" column of kprobe_profile for the
+// events named after symbols. Its lines are "  <event> <hits> <missed>".
+func kprobeProfileMissed(path string, symbols []string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("read kretprobe misses: %w", err)
+	}
+	defer f.Close()
+	want := make(map[string]bool, len(symbols))
+	for _, s := range symbols {
+		want[s] = true
+	}
+	var total uint64
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) != 3 || !want[fields[0]] {
+			continue
+		}
+		n, err := strconv.ParseUint(fields[2], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse %s: %q: %w", path, s.Text(), err)
+		}
+		total += n
+	}
+	return total, s.Err()
+}
+
+// Close detaches and unloads everything, in reverse order of creation, and
+// makes a blocked Read return ErrClosed.
+func (t *Tracer) Close() error {
+	var errs []error
+	if t.reader != nil {
+		errs = append(errs, t.reader.Close())
+	}
+	for i := len(t.links) - 1; i >= 0; i-- {
+		errs = append(errs, t.links[i].Close())
+	}
+	t.links, t.retprobes = nil, nil
+	for _, p := range t.programs {
+		if p != nil {
+			errs = append(errs, p.Close())
+		}
+	}
+	t.programs = nil
+	errs = append(errs, closeMaps(&t.maps))
+	return errors.Join(errs...)
+}
+
+func closeMaps(m *bpf.MremapMaps) error {
+	var errs []error
+	for _, mp := range []*ebpf.Map{m.Calls, m.CommExclude, m.CommFilter, m.Drops, m.DurationHist,
+		m.Events, m.Inflight, m.PidFilter, m.Rate, m.SizeHist} {
+		if mp != nil {
+			errs = append(errs, mp.Close())
+		}
+	}
+	*m = bpf.MremapMaps{}
+	return errors.Join(errs...)
+}
+
+func durationNs(enter, exit uint64) time.Duration {
+	if exit < enter {
+		return 0
+	}
+	return time.Duration(exit - enter)
+}

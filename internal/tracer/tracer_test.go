@@ -1,0 +1,355 @@
+package tracer
+
+import (
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
+)
+
+// probesToTest are the probe modes this kernel can run. A mode the kernel
+// lacks is skipped with the reason, unless MREMAP_REQUIRE_PROBES names it
+// (the kernel VM tests require kprobe).
+func probesToTest(t *testing.T) []Probe {
+	probes := []Probe{ProbeTracepoint}
+	tracefs, err := tracefsPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := kprobeSupport(tracefs); ok {
+		probes = append(probes, ProbeKprobe)
+	} else if os.Getenv("MREMAP_REQUIRE_PROBES") != "" {
+		t.Errorf("kprobe mode required by MREMAP_REQUIRE_PROBES but unavailable: %s", why)
+	} else {
+		t.Logf("kprobe mode not tested on this kernel: %s", why)
+	}
+	return probes
+}
+
+func newTracer(t *testing.T, opts Options) *Tracer {
+	t.Helper()
+	tr, err := New(opts)
+	if err != nil {
+		t.Fatalf("New(%+v): %v", opts, err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// readCalls reads n calls, failing the test if they do not arrive.
+func readCalls(t *testing.T, tr *Tracer, n int) []mremap.Call {
+	t.Helper()
+	type result struct {
+		c   mremap.Call
+		err error
+	}
+	ch := make(chan result)
+	go func() {
+		for i := 0; i < n; i++ {
+			c, err := tr.Read()
+			ch <- result{c, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var calls []mremap.Call
+	timeout := time.After(30 * time.Second)
+	for len(calls) < n {
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatalf("Read after %d calls: %v", len(calls), r.err)
+			}
+			calls = append(calls, r.c)
+		case <-timeout:
+			tr.Close()
+			t.Fatalf("got %d calls, want %d", len(calls), n)
+		}
+	}
+	return calls
+}
+
+func helperOnly() Filter { return Filter{Comms: []string{mremaptest.Comm}} }
+
+func TestCallsAndAggregates(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	for _, probe := range probesToTest(t) {
+		t.Run(string(probe), func(t *testing.T) {
+			tr := newTracer(t, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly()})
+			if tr.Probe() != probe {
+				t.Fatalf("Probe() = %s, want %s", tr.Probe(), probe)
+			}
+			before := time.Now()
+			made := mremaptest.RunHelper(t, helper)
+			after := time.Now()
+			calls := readCalls(t, tr, len(made))
+
+			for i, m := range made {
+				c := calls[i]
+				want := mremaptest.ExpectationOf(t, m.Name)
+				if c.Process.PID != m.PID || c.TID != m.TID {
+					t.Errorf("%s: pid/tid %d/%d, want %d/%d", m.Name, c.Process.PID, c.TID, m.PID, m.TID)
+				}
+				if c.Process.Comm != mremaptest.Comm {
+					t.Errorf("%s: comm %q", m.Name, c.Process.Comm)
+				}
+				if c.Process.PPID != uint32(os.Getpid()) {
+					t.Errorf("%s: ppid %d, want %d", m.Name, c.Process.PPID, os.Getpid())
+				}
+				if c.Process.UID != uint32(os.Getuid()) {
+					t.Errorf("%s: uid %d, want %d", m.Name, c.Process.UID, os.Getuid())
+				}
+				if c.OldAddress != m.OldAddress || c.OldSize != m.OldSize || c.NewSize != m.NewSize ||
+					c.Flags != m.Flags || c.NewAddress != m.NewAddress || c.Return != m.Return {
+					t.Errorf("%s: call %+v, helper made %+v", m.Name, c, m)
+				}
+				if c.Result() != want.Result || c.Resize().String() != want.Resize || c.Move().String() != want.Move ||
+					mremap.FlagNames(c.Flags) != want.FlagNames || c.SizeDelta() != want.SizeDelta {
+					t.Errorf("%s: result %s resize %s move %s flags %q delta %d, want %+v", m.Name,
+						c.Result(), c.Resize(), c.Move(), mremap.FlagNames(c.Flags), c.SizeDelta(), want)
+				}
+				// The clock conversion is exact to well under a millisecond.
+				slack := 50 * time.Millisecond
+				if c.Enter.Before(before.Add(-slack)) || c.Exit.After(after.Add(slack)) || c.Exit.Before(c.Enter) {
+					t.Errorf("%s: enter %v exit %v, helper ran from %v to %v", m.Name, c.Enter, c.Exit, before, after)
+				}
+				if c.Duration <= 0 || c.Duration != c.Exit.Sub(c.Enter) {
+					t.Errorf("%s: duration %v, exit-enter %v", m.Name, c.Duration, c.Exit.Sub(c.Enter))
+				}
+			}
+
+			a, err := tr.ReadAggregates()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAggregates(t, a)
+		})
+	}
+}
+
+// checkAggregates compares the kernel's aggregates with those the helper's
+// calls must produce, counted from the hand-written expectations.
+func checkAggregates(t *testing.T, a *Aggregates) {
+	t.Helper()
+	type callKey struct{ resize, move, result string }
+	wantCalls := map[callKey]uint64{}
+	type durKey struct{ move, result string }
+	wantDur := map[durKey]uint64{}
+	wantSize := map[string][2]uint64{} // resize -> count, sum
+	for _, e := range mremaptest.Expected {
+		wantCalls[callKey{e.Resize, e.Move, e.Result}]++
+		wantDur[durKey{e.Move, e.Result}]++
+		if e.Result == "ok" && e.Resize != "none" {
+			d := e.SizeDelta
+			if d < 0 {
+				d = -d
+			}
+			w := wantSize[e.Resize]
+			wantSize[e.Resize] = [2]uint64{w[0] + 1, w[1] + uint64(d)}
+		}
+	}
+
+	gotCalls := map[callKey]uint64{}
+	for _, c := range a.Calls {
+		if c.Comm != mremaptest.Comm {
+			t.Errorf("calls of comm %q despite the filter", c.Comm)
+		}
+		gotCalls[callKey{c.Resize.String(), c.Move.String(), c.Result()}] += c.Count
+	}
+	if !mapsEqual(gotCalls, wantCalls) {
+		t.Errorf("calls %v, want %v", gotCalls, wantCalls)
+	}
+
+	gotDur := map[durKey]uint64{}
+	for _, d := range a.Durations {
+		gotDur[durKey{d.Move.String(), d.Result()}] += d.Count()
+		if d.Sum == 0 {
+			t.Errorf("duration histogram %v/%v has sum 0", d.Move, d.Result())
+		}
+	}
+	if !mapsEqual(gotDur, wantDur) {
+		t.Errorf("durations %v, want %v", gotDur, wantDur)
+	}
+
+	gotSize := map[string][2]uint64{}
+	for _, s := range a.SizeDeltas {
+		if s.Comm != mremaptest.Comm {
+			t.Errorf("size deltas of comm %q despite the filter", s.Comm)
+		}
+		// Every delta is one page: 4096 = 2^12 is in slot 12, (2^11, 2^12].
+		if s.Counts[12] != s.Count() {
+			t.Errorf("size deltas %v: slots %v, want all in slot 12", s.Resize, s.Counts)
+		}
+		gotSize[s.Resize.String()] = [2]uint64{s.Count(), s.Sum}
+	}
+	if !mapsEqual(gotSize, wantSize) {
+		t.Errorf("size deltas (count, sum) %v, want %v", gotSize, wantSize)
+	}
+
+	if a.Drops != (Drops{}) {
+		t.Errorf("drops %+v, want none", a.Drops)
+	}
+}
+
+func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func TestFilters(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	total := uint64(len(mremaptest.Expected))
+	tests := []struct {
+		name       string
+		filter     Filter
+		wantEvents int
+		wantCalls  uint64
+	}{
+		{"other pid", Filter{PIDs: []uint32{1}, Comms: []string{mremaptest.Comm}}, 0, 0},
+		{"other comm", Filter{Comms: []string{"no-such-comm"}}, 0, 0},
+		{"excluded comm", Filter{Comms: []string{mremaptest.Comm}, ExcludeComms: []string{mremaptest.Comm}}, 0, 0},
+		// Every call of the helper resizes by one page or not at all.
+		{"min size delta above", Filter{Comms: []string{mremaptest.Comm}, MinSizeDelta: 8192}, 0, 0},
+		{"min size delta one page", Filter{Comms: []string{mremaptest.Comm}, MinSizeDelta: 4096}, 6, 6},
+		{"errors only", Filter{Comms: []string{mremaptest.Comm}, ErrorsOnly: true}, 4, total},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 16, Filter: tt.filter})
+			mremaptest.RunHelper(t, helper)
+			calls := readCalls(t, tr, tt.wantEvents)
+			for _, c := range calls {
+				if tt.filter.ErrorsOnly && c.OK() {
+					t.Errorf("errors_only delivered a successful call %s", c.String())
+				}
+			}
+			// Nothing more arrives: a marker call from another process
+			// would be filtered too, so check the ring buffer is empty.
+			if n := tr.reader.AvailableBytes(); n != 0 {
+				t.Errorf("%d more bytes in the ring buffer", n)
+			}
+			a, err := tr.ReadAggregates()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n uint64
+			for _, c := range a.Calls {
+				n += c.Count
+			}
+			if n != tt.wantCalls {
+				t.Errorf("calls counted %d, want %d", n, tt.wantCalls)
+			}
+		})
+	}
+}
+
+func TestRateLimitCountsWhatItDrops(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 16, MaxEventsPerSecond: 3, Filter: helperOnly()})
+	mremaptest.RunHelper(t, helper)
+	a, err := tr.ReadAggregates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := tr.reader.AvailableBytes() / eventRecordSize
+	if a.Drops.RateLimited == 0 || uint64(delivered)+a.Drops.RateLimited != uint64(len(mremaptest.Expected)) {
+		t.Errorf("delivered %d, rate limited %d: want some limited and %d in all", delivered, a.Drops.RateLimited, len(mremaptest.Expected))
+	}
+}
+
+func TestFullRingBufferCountsWhatItDrops(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	// One page holds fewer records than five runs of the helper make.
+	tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: os.Getpagesize(), Filter: helperOnly()})
+	const runs = 5
+	for i := 0; i < runs; i++ {
+		mremaptest.RunHelper(t, helper)
+	}
+	a, err := tr.ReadAggregates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := tr.reader.AvailableBytes() / eventRecordSize
+	want := uint64(runs * len(mremaptest.Expected))
+	if a.Drops.RingBufferFull == 0 || uint64(delivered)+a.Drops.RingBufferFull != want {
+		t.Errorf("delivered %d, ring buffer full %d: want some dropped and %d in all", delivered, a.Drops.RingBufferFull, want)
+	}
+}
+
+func TestNoEventsWithoutLogs(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	tr := newTracer(t, Options{Probe: ProbeAuto, Filter: helperOnly()})
+	mremaptest.RunHelper(t, helper)
+	if _, err := tr.Read(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Read without Events: %v, want ErrClosed", err)
+	}
+	if n := tr.maps.Events.MaxEntries(); n != uint32(os.Getpagesize()) {
+		t.Errorf("ring buffer of %d bytes without events", n)
+	}
+	a, err := tr.ReadAggregates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAggregates(t, a)
+}
+
+func TestAutoSaysWhy(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	tr := newTracer(t, Options{Probe: ProbeAuto})
+	t.Logf("auto: %s (%s)", tr.Probe(), tr.Reason())
+	if tr.Reason() == "" {
+		t.Error("no reason for the probe choice")
+	}
+}
+
+func TestCloseDetachesEverything(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	tr, err := New(Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint32
+	for _, p := range tr.programs {
+		if p == nil {
+			continue
+		}
+		info, err := p.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := info.ID()
+		ids = append(ids, uint32(id))
+	}
+	if len(ids) < 2 {
+		t.Fatalf("program ids %v", ids)
+	}
+	done := make(chan error)
+	go func() { _, err := tr.Read(); done <- err }()
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("blocked Read after Close: %v", err)
+	}
+	for _, id := range ids {
+		if loaded(id) {
+			t.Errorf("program %d still loaded after Close", id)
+		}
+	}
+}
