@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -76,7 +77,7 @@ type Tracer struct {
 	reader      *ringbuf.Reader
 	record      ringbuf.Record
 	clock       Clock
-	eventsValid bool
+	stopped     atomic.Bool
 }
 
 // New checks privileges, loads the program and attaches it in the mode that
@@ -369,7 +370,11 @@ func (t *Tracer) Read() (mremap.Call, error) {
 		return mremap.Call{}, ErrClosed
 	}
 	if err := t.reader.ReadInto(&t.record); err != nil {
-		if errors.Is(err, ringbuf.ErrClosed) {
+		if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
+			return mremap.Call{}, ErrClosed
+		}
+		if errors.Is(err, ringbuf.ErrFlushed) && t.stopped.Load() {
+			// Stop detached the probes and every record is read.
 			return mremap.Call{}, ErrClosed
 		}
 		return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
@@ -532,6 +537,22 @@ func kprobeProfileMissed(path string, symbols []string) (uint64, error) {
 		total += n
 	}
 	return total, s.Err()
+}
+
+// Stop detaches the probes, so no new call is observed, and makes Read
+// return the records still in the ring buffer, then ErrClosed. The maps stay
+// readable until Close.
+func (t *Tracer) Stop() error {
+	var errs []error
+	for i := len(t.links) - 1; i >= 0; i-- {
+		errs = append(errs, t.links[i].Close())
+	}
+	t.links, t.retprobes, t.retSymbols = nil, nil, nil
+	t.stopped.Store(true)
+	if t.reader != nil {
+		errs = append(errs, t.reader.Flush())
+	}
+	return errors.Join(errs...)
 }
 
 // Close detaches and unloads everything, in reverse order of creation, and

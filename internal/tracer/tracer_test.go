@@ -353,3 +353,20 @@ func TestCloseDetachesEverything(t *testing.T) {
 		}
 	}
 }
+
+func TestStopDeliversWhatIsLeft(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 16, Filter: helperOnly()})
+	made := mremaptest.RunHelper(t, helper)
+	if err := tr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	calls := readCalls(t, tr, len(made))
+	if _, err := tr.Read(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Read after the last record of a stopped tracer: %v, want ErrClosed", err)
+	}
+	if calls[len(calls)-1].Return != made[len(made)-1].Return {
+		t.Errorf("last call %v, want %+v", calls[len(calls)-1], made[len(made)-1])
+	}
+}

@@ -1,0 +1,106 @@
+package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
+)
+
+// logConverter turns calls into log records, one ResourceLogs per process.
+type logConverter struct {
+	hostName string // empty when host.name is disabled or unknown
+	probe    string
+	procs    *processCache
+}
+
+func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
+	c := &logConverter{probe: probe, procs: newProcessCache("/proc")}
+	if cfg.ResourceAttributes.HostName.Enabled {
+		c.hostName = hostName
+	}
+	return c
+}
+
+type resourceKey struct {
+	pid  uint32
+	comm string
+}
+
+// toLogs converts a batch of calls; observed is when they were read.
+func (c *logConverter) toLogs(calls []mremap.Call, observed time.Time) plog.Logs {
+	ld := plog.NewLogs()
+	scopes := map[resourceKey]plog.ScopeLogs{}
+	obs := pcommon.NewTimestampFromTime(observed)
+	for i := range calls {
+		call := &calls[i]
+		k := resourceKey{call.Process.PID, call.Process.Comm}
+		sl, ok := scopes[k]
+		if !ok {
+			rl := ld.ResourceLogs().AppendEmpty()
+			c.setResource(rl.Resource().Attributes(), call.Process)
+			sl = rl.ScopeLogs().AppendEmpty()
+			sl.Scope().SetName(metadata.ScopeName)
+			scopes[k] = sl
+		}
+		setLogRecord(sl.LogRecords().AppendEmpty(), call, c.probe, obs)
+	}
+	return ld
+}
+
+func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process) {
+	attrs.EnsureCapacity(7)
+	if c.hostName != "" {
+		attrs.PutStr("host.name", c.hostName)
+	}
+	attrs.PutInt("process.pid", int64(p.PID))
+	attrs.PutStr("process.executable.name", p.Comm)
+	attrs.PutInt("process.parent_pid", int64(p.PPID))
+	attrs.PutInt("process.user.id", int64(p.UID))
+	info := c.procs.lookup(p.PID, p.Comm)
+	if info.exePath != "" {
+		attrs.PutStr("process.executable.path", info.exePath)
+	}
+	if info.containerID != "" {
+		attrs.PutStr("container.id", info.containerID)
+	}
+}
+
+// setLogRecord writes one call as a log record, per SPEC.md.
+func setLogRecord(lr plog.LogRecord, c *mremap.Call, probe string, observed pcommon.Timestamp) {
+	lr.SetEventName("mremap")
+	lr.SetTimestamp(pcommon.NewTimestampFromTime(c.Enter))
+	lr.SetObservedTimestamp(observed)
+	if c.OK() {
+		lr.SetSeverityNumber(plog.SeverityNumberInfo)
+		lr.SetSeverityText("INFO")
+	} else {
+		lr.SetSeverityNumber(plog.SeverityNumberWarn)
+		lr.SetSeverityText("WARN")
+	}
+	lr.Body().SetStr(c.String())
+
+	a := lr.Attributes()
+	a.EnsureCapacity(14)
+	a.PutInt("thread.id", int64(c.TID))
+	// Addresses and sizes are unsigned in the kernel; OTLP ints are signed
+	// 64-bit, which holds every user-space address and size.
+	a.PutInt("mremap.old_address", int64(c.OldAddress))
+	a.PutInt("mremap.old_size", int64(c.OldSize))
+	a.PutInt("mremap.new_size", int64(c.NewSize))
+	a.PutInt("mremap.flags", int64(c.Flags))
+	a.PutStr("mremap.flags.names", mremap.FlagNames(c.Flags))
+	a.PutInt("mremap.new_address", int64(c.NewAddress))
+	a.PutStr("mremap.result", c.Result())
+	if c.OK() {
+		a.PutInt("mremap.result_address", int64(c.ResultAddress()))
+	}
+	a.PutInt("mremap.size_delta", c.SizeDelta())
+	a.PutStr("mremap.resize", c.Resize().String())
+	a.PutStr("mremap.move", c.Move().String())
+	a.PutInt("mremap.duration_ns", c.Duration.Nanoseconds())
+	a.PutStr("mremap.probe", probe)
+}

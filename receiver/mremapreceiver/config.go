@@ -1,0 +1,147 @@
+package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"time"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
+	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
+)
+
+// Config is the mremap receiver's configuration.
+type Config struct {
+	// Probe is how to attach: auto, kprobe or tracepoint.
+	Probe string `mapstructure:"probe"`
+	// CollectionInterval is how often the kernel aggregates are read and
+	// emitted as metrics.
+	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+	// RingBufferSize is the size in bytes of the ring buffer that carries
+	// one record per call to user space: a power of two, at least one page.
+	RingBufferSize int `mapstructure:"ring_buffer_size"`
+	// MaxEventsPerSecond caps the log records; 0 means no cap. The excess
+	// is counted as mremap.events.dropped{reason=rate_limited}.
+	MaxEventsPerSecond int `mapstructure:"max_events_per_second"`
+	// Filter selects calls in the kernel.
+	Filter FilterConfig `mapstructure:"filter"`
+
+	// Metrics enables or disables each metric.
+	Metrics MetricsConfig `mapstructure:"metrics"`
+	// ResourceAttributes enables or disables each resource attribute.
+	ResourceAttributes metadata.ResourceAttributesConfig `mapstructure:"resource_attributes"`
+}
+
+// MetricsConfig holds the per-metric settings: mdatagen's for the sums, and
+// an enabled flag for each histogram, which mdatagen cannot generate.
+type MetricsConfig struct {
+	metadata.MetricsConfig `mapstructure:",squash"`
+	MremapSizeDelta        HistogramConfig `mapstructure:"mremap.size.delta"`
+	MremapDuration         HistogramConfig `mapstructure:"mremap.duration"`
+}
+
+// HistogramConfig enables or disables a histogram metric.
+type HistogramConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+}
+
+func (cfg *Config) metricsBuilderConfig() metadata.MetricsBuilderConfig {
+	return metadata.MetricsBuilderConfig{Metrics: cfg.Metrics.MetricsConfig, ResourceAttributes: cfg.ResourceAttributes}
+}
+
+// FilterConfig selects calls in the kernel; the empty filter selects all.
+type FilterConfig struct {
+	// PIDs are the process ids (tgid) to observe.
+	PIDs []int `mapstructure:"pids"`
+	// Comms are the process names (comm, at most 15 characters) to observe.
+	Comms []string `mapstructure:"comms"`
+	// ExcludeComms are process names not to observe.
+	ExcludeComms []string `mapstructure:"exclude_comms"`
+	// MinSizeDelta drops calls with abs(new_size - old_size) below it, in
+	// bytes, from logs and metrics alike.
+	MinSizeDelta int64 `mapstructure:"min_size_delta"`
+	// ErrorsOnly logs only failed calls; metrics still count every call
+	// that passes the other filters.
+	ErrorsOnly bool `mapstructure:"errors_only"`
+}
+
+const (
+	defaultCollectionInterval = 10 * time.Second
+	defaultRingBufferSize     = 4 << 20
+)
+
+func createDefaultConfig() *Config {
+	return &Config{
+		Probe:              string(tracer.ProbeAuto),
+		CollectionInterval: defaultCollectionInterval,
+		RingBufferSize:     defaultRingBufferSize,
+		Metrics: MetricsConfig{
+			MetricsConfig:   metadata.DefaultMetricsConfig(),
+			MremapSizeDelta: HistogramConfig{Enabled: true},
+			MremapDuration:  HistogramConfig{Enabled: true},
+		},
+		ResourceAttributes: metadata.DefaultResourceAttributesConfig(),
+	}
+}
+
+// Validate names every bad key and the rule it breaks.
+func (cfg *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if _, err := tracer.ParseProbe(cfg.Probe); err != nil {
+		bad("probe", "unknown probe %q: must be auto, kprobe or tracepoint", cfg.Probe)
+	}
+	if cfg.CollectionInterval <= 0 {
+		bad("collection_interval", "must be positive, got %v", cfg.CollectionInterval)
+	}
+	page := os.Getpagesize()
+	if n := cfg.RingBufferSize; n < page || n&(n-1) != 0 || n > math.MaxUint32/2+1 {
+		bad("ring_buffer_size", "must be a power of two of at least one page (%d bytes) and at most 2 GiB, got %d", page, n)
+	}
+	if cfg.MaxEventsPerSecond < 0 {
+		bad("max_events_per_second", "must not be negative (0 means no cap), got %d", cfg.MaxEventsPerSecond)
+	}
+	for i, pid := range cfg.Filter.PIDs {
+		if pid <= 0 || pid > math.MaxInt32 {
+			bad(fmt.Sprintf("filter::pids[%d]", i), "must be a positive process id, got %d", pid)
+		}
+	}
+	checkComms := func(key string, comms []string) {
+		for i, c := range comms {
+			if c == "" || len(c) > tracer.MaxCommLen {
+				bad(fmt.Sprintf("filter::%s[%d]", key, i), "process name %q must be 1 to %d characters (the kernel's comm length)",
+					c, tracer.MaxCommLen)
+			}
+		}
+	}
+	checkComms("comms", cfg.Filter.Comms)
+	checkComms("exclude_comms", cfg.Filter.ExcludeComms)
+	if cfg.Filter.MinSizeDelta < 0 {
+		bad("filter::min_size_delta", "must not be negative, got %d", cfg.Filter.MinSizeDelta)
+	}
+	return errors.Join(errs...)
+}
+
+// tracerOptions turns the configuration into what the tracer needs. events
+// is whether a logs pipeline is served.
+func (cfg *Config) tracerOptions(events bool) tracer.Options {
+	f := tracer.Filter{
+		Comms:        cfg.Filter.Comms,
+		ExcludeComms: cfg.Filter.ExcludeComms,
+		MinSizeDelta: uint64(cfg.Filter.MinSizeDelta),
+		ErrorsOnly:   cfg.Filter.ErrorsOnly,
+	}
+	for _, pid := range cfg.Filter.PIDs {
+		f.PIDs = append(f.PIDs, uint32(pid))
+	}
+	return tracer.Options{
+		Probe:              tracer.Probe(cfg.Probe),
+		Events:             events,
+		RingBufferSize:     cfg.RingBufferSize,
+		MaxEventsPerSecond: uint64(cfg.MaxEventsPerSecond),
+		Filter:             f,
+	}
+}

@@ -1,0 +1,43 @@
+package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/consumer"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
+)
+
+// NewFactory creates a factory for the mremap receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		func() component.Config { return createDefaultConfig() },
+		receiver.WithLogs(createLogs, metadata.LogsStability),
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+	)
+}
+
+// One receiver per configuration serves both pipelines, so the probes are
+// loaded once.
+var receivers = newSharedReceivers()
+
+func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
+	r, err := receivers.getOrCreate(cfg.(*Config), set)
+	if err != nil {
+		return nil, err
+	}
+	r.logs = next
+	return r, nil
+}
+
+func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
+	r, err := receivers.getOrCreate(cfg.(*Config), set)
+	if err != nil {
+		return nil, err
+	}
+	r.metrics = next
+	return r, nil
+}
