@@ -6,13 +6,17 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
 func main() {
+	linger := flag.Duration("linger", 0, "stay alive this long after the calls, so /proc still shows the process")
+	flag.Parse()
 	made, err := mremaptest.MakeCalls()
 	enc := json.NewEncoder(os.Stdout)
 	for _, m := range made {
@@ -22,4 +26,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mremap-helper:", err)
 		os.Exit(1)
 	}
+	time.Sleep(*linger)
 }

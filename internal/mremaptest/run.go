@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // RequireBPF skips the test, saying why, unless it runs as root: loading
@@ -70,8 +71,15 @@ func moduleRoot() string {
 // RunHelper runs the helper and returns the calls it made, in order.
 func RunHelper(t testing.TB, path string) []Made {
 	t.Helper()
+	return RunHelperLinger(t, path, 0)
+}
+
+// RunHelperLinger runs the helper, which stays alive for linger after its
+// calls, so that /proc still shows it while the calls are converted.
+func RunHelperLinger(t testing.TB, path string, linger time.Duration) []Made {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(path)
+	cmd := exec.Command(path, "-linger", linger.String())
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s: %v\n%s", path, err, stderr.String())

@@ -1,0 +1,394 @@
+// Package mremapcheck compares the OTLP logs and metrics that the receiver
+// (or the built collector) emitted for cmd/mremap-helper's calls with what
+// SPEC.md says they must be, field by field. It returns the differences, so
+// that callers can poll output until it is complete.
+package mremapcheck
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
+)
+
+// Run describes one run of the helper.
+type Run struct {
+	Made  []mremaptest.Made
+	Probe string // kprobe or tracepoint
+	// PPID is the helper's parent (the test process).
+	PPID int
+	// ExePath is the helper's executable, or "" not to check it.
+	ExePath string
+	// Start and End bound the helper's run in wall-clock time.
+	Start, End time.Time
+}
+
+// errnoText is the C library's message for the errors the helper causes,
+// written out by hand rather than asked of a library.
+var errnoText = map[string]string{
+	"EINVAL": "Invalid argument",
+	"EFAULT": "Bad address",
+	"ENOMEM": "Cannot allocate memory",
+}
+
+// Body is the strace-style body the call must have, built by hand.
+func Body(m mremaptest.Made, e mremaptest.Expectation) string {
+	flags := e.FlagNames
+	if flags == "" {
+		flags = "0"
+	}
+	args := fmt.Sprintf("0x%x, %d, %d, %s", m.OldAddress, m.OldSize, m.NewSize, flags)
+	if m.Flags&3 == 3 {
+		args += fmt.Sprintf(", 0x%x", m.NewAddress)
+	}
+	if e.Result == "ok" {
+		return fmt.Sprintf("mremap(%s) = 0x%x", args, uint64(m.Return))
+	}
+	return fmt.Sprintf("mremap(%s) = -1 %s (%s)", args, e.Result, errnoText[e.Result])
+}
+
+type problems []string
+
+func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
+
+func expect[T comparable](p *problems, what string, got, want T) {
+	if got != want {
+		p.add("%s = %v, want %v", what, got, want)
+	}
+}
+
+// Logs checks the log records of the helper's process in ld: one per call,
+// in order, each with every field SPEC lists. Records of other processes are
+// ignored.
+func Logs(ld plog.Logs, run Run) []string {
+	var p problems
+	var records []plog.LogRecord
+	var resources []pcommon.Resource
+	pid := int64(run.Made[0].PID)
+	for i := 0; i < ld.ResourceLogs().Len(); i++ {
+		rl := ld.ResourceLogs().At(i)
+		v, ok := rl.Resource().Attributes().Get("process.pid")
+		if !ok || v.Int() != pid {
+			continue
+		}
+		resources = append(resources, rl.Resource())
+		for j := 0; j < rl.ScopeLogs().Len(); j++ {
+			sl := rl.ScopeLogs().At(j)
+			expect(&p, "scope name", sl.Scope().Name(), "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver")
+			for k := 0; k < sl.LogRecords().Len(); k++ {
+				records = append(records, sl.LogRecords().At(k))
+			}
+		}
+	}
+	if len(records) != len(run.Made) {
+		p.add("%d log records for pid %d, want %d", len(records), pid, len(run.Made))
+		return p
+	}
+	host, _ := os.Hostname()
+	for _, res := range resources {
+		checkResource(&p, res.Attributes(), run, host)
+	}
+	for i, m := range run.Made {
+		checkRecord(&p, records[i], m, run)
+	}
+	return p
+}
+
+func checkResource(p *problems, a pcommon.Map, run Run, host string) {
+	m := run.Made[0]
+	want := map[string]any{
+		"host.name":               host,
+		"process.pid":             int64(m.PID),
+		"process.executable.name": mremaptest.Comm,
+		"process.parent_pid":      int64(run.PPID),
+		"process.user.id":         int64(os.Getuid()),
+	}
+	if run.ExePath != "" {
+		want["process.executable.path"] = run.ExePath
+	}
+	checkAttributes(p, "resource", a, want, "container.id")
+}
+
+// checkAttributes compares a map with want exactly; optional keys may be
+// present or not.
+func checkAttributes(p *problems, what string, a pcommon.Map, want map[string]any, optional ...string) {
+	got := a.AsRaw()
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			p.add("%s: attribute %s missing, want %v", what, k, w)
+			continue
+		}
+		if g != w {
+			p.add("%s: attribute %s = %v (%T), want %v (%T)", what, k, g, g, w, w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; ok {
+			continue
+		}
+		isOptional := false
+		for _, o := range optional {
+			isOptional = isOptional || o == k
+		}
+		if !isOptional {
+			p.add("%s: unexpected attribute %s = %v", what, k, got[k])
+		}
+	}
+}
+
+func checkRecord(p *problems, lr plog.LogRecord, m mremaptest.Made, run Run) {
+	e := expectation(m.Name)
+	what := "log record " + m.Name
+	expect(p, what+" EventName", lr.EventName(), "mremap")
+	ts := lr.Timestamp().AsTime()
+	slack := 100 * time.Millisecond
+	if ts.Before(run.Start.Add(-slack)) || ts.After(run.End.Add(slack)) {
+		p.add("%s Timestamp %v outside the helper's run %v .. %v", what, ts, run.Start, run.End)
+	}
+	if obs := lr.ObservedTimestamp().AsTime(); obs.Before(ts) {
+		p.add("%s ObservedTimestamp %v before Timestamp %v", what, obs, ts)
+	}
+	if e.Result == "ok" {
+		expect(p, what+" SeverityNumber", lr.SeverityNumber(), plog.SeverityNumberInfo)
+		expect(p, what+" SeverityText", lr.SeverityText(), "INFO")
+	} else {
+		expect(p, what+" SeverityNumber", lr.SeverityNumber(), plog.SeverityNumberWarn)
+		expect(p, what+" SeverityText", lr.SeverityText(), "WARN")
+	}
+	expect(p, what+" Body", lr.Body().AsString(), Body(m, e))
+
+	want := map[string]any{
+		"thread.id":          int64(m.TID),
+		"mremap.old_address": int64(m.OldAddress),
+		"mremap.old_size":    int64(m.OldSize),
+		"mremap.new_size":    int64(m.NewSize),
+		"mremap.flags":       int64(m.Flags),
+		"mremap.flags.names": e.FlagNames,
+		"mremap.new_address": int64(m.NewAddress),
+		"mremap.result":      e.Result,
+		"mremap.size_delta":  e.SizeDelta,
+		"mremap.resize":      e.Resize,
+		"mremap.move":        e.Move,
+		"mremap.probe":       run.Probe,
+		"mremap.duration_ns": nil, // checked below
+	}
+	if e.Result == "ok" {
+		want["mremap.result_address"] = m.Return
+		moved := uint64(m.Return) != m.OldAddress
+		if moved != e.Moved {
+			p.add("%s: result address 0x%x vs old 0x%x: moved %v, want %v", what, m.Return, m.OldAddress, moved, e.Moved)
+		}
+	}
+	d, ok := lr.Attributes().Get("mremap.duration_ns")
+	if !ok || d.Type() != pcommon.ValueTypeInt || d.Int() <= 0 || d.Int() > int64(run.End.Sub(run.Start)+slack) {
+		p.add("%s: mremap.duration_ns = %v, want a positive int within the helper's run", what, d.AsRaw())
+	} else {
+		want["mremap.duration_ns"] = d.Int()
+	}
+	checkAttributes(p, what, lr.Attributes(), want)
+}
+
+func expectation(name string) mremaptest.Expectation {
+	for _, e := range mremaptest.Expected {
+		if e.Name == name {
+			return e.Expectation
+		}
+	}
+	panic("no expectation for " + name)
+}
+
+// Metrics checks the metrics of the last complete emission in mds: the
+// helper's counts in mremap.calls, mremap.moves and mremap.size.delta, the
+// mremap.duration histogram (which has no process attribute, so the
+// receiver must filter on the helper's comm), and every reason of
+// mremap.events.dropped at zero.
+func Metrics(md pmetric.Metrics, probe string) []string {
+	var p problems
+	if md.ResourceMetrics().Len() != 1 {
+		p.add("%d resources, want 1", md.ResourceMetrics().Len())
+		return p
+	}
+	rm := md.ResourceMetrics().At(0)
+	host, _ := os.Hostname()
+	checkAttributes(&p, "metrics resource", rm.Resource().Attributes(), map[string]any{"host.name": host})
+	metrics := map[string]pmetric.Metric{}
+	for i := 0; i < rm.ScopeMetrics().Len(); i++ {
+		sm := rm.ScopeMetrics().At(i)
+		expect(&p, "scope name", sm.Scope().Name(), "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver")
+		for j := 0; j < sm.Metrics().Len(); j++ {
+			metrics[sm.Metrics().At(j).Name()] = sm.Metrics().At(j)
+		}
+	}
+	for _, name := range []string{"mremap.calls", "mremap.moves", "mremap.size.delta", "mremap.duration", "mremap.events.dropped"} {
+		if _, ok := metrics[name]; !ok {
+			p.add("metric %s missing", name)
+		}
+	}
+	if len(p) > 0 {
+		return p
+	}
+
+	wantCalls := map[string]int64{}
+	wantMoves := map[string]int64{}
+	wantDur := map[string]uint64{}
+	type sizeWant struct{ count, sum uint64 }
+	wantSize := map[string]sizeWant{}
+	for _, e := range mremaptest.Expected {
+		wantCalls[e.Resize+"/"+e.Move+"/"+e.Result]++
+		wantDur[e.Move+"/"+e.Result]++
+		if e.Result == "ok" && e.Move != "none" {
+			wantMoves[e.Move]++
+		}
+		if e.Result == "ok" && e.Resize != "none" {
+			w := wantSize[e.Resize]
+			wantSize[e.Resize] = sizeWant{w.count + 1, w.sum + uint64(abs(e.SizeDelta))}
+		}
+	}
+
+	checkSum(&p, metrics["mremap.calls"], "{call}", wantCalls, func(a pcommon.Map) (string, bool) {
+		if str(a, "process.executable.name") != mremaptest.Comm {
+			return "", false
+		}
+		return str(a, "mremap.resize") + "/" + str(a, "mremap.move") + "/" + str(a, "mremap.result"), true
+	}, 4)
+	checkSum(&p, metrics["mremap.moves"], "{move}", wantMoves, func(a pcommon.Map) (string, bool) {
+		if str(a, "process.executable.name") != mremaptest.Comm {
+			return "", false
+		}
+		return str(a, "mremap.move"), true
+	}, 2)
+	checkSum(&p, metrics["mremap.events.dropped"], "{event}", map[string]int64{
+		"ring_buffer_full": 0, "rate_limited": 0, "unpaired": 0, "probe_missed": 0, "cardinality_limit": 0,
+	}, func(a pcommon.Map) (string, bool) { return str(a, "reason"), true }, 1)
+
+	size := metrics["mremap.size.delta"]
+	expect(&p, "mremap.size.delta unit", size.Unit(), "By")
+	gotSize := map[string]sizeWant{}
+	checkHistogram(&p, size, 40, 1, func(dp pmetric.HistogramDataPoint) {
+		a := dp.Attributes()
+		if str(a, "process.executable.name") != mremaptest.Comm {
+			return
+		}
+		expect(&p, "mremap.size.delta attributes", a.Len(), 2)
+		// Every resize is one page: 4096 = 2^12 is in the bucket (2^11, 2^12].
+		if dp.BucketCounts().At(12) != dp.Count() {
+			p.add("mremap.size.delta %s: buckets %v, want all %d in bucket 12", str(a, "mremap.resize"), dp.BucketCounts().AsRaw(), dp.Count())
+		}
+		gotSize[str(a, "mremap.resize")] = sizeWant{dp.Count(), uint64(dp.Sum())}
+	})
+	if fmt.Sprint(sorted(gotSize)) != fmt.Sprint(sorted(wantSize)) {
+		p.add("mremap.size.delta (count, sum) by resize = %v, want %v", sorted(gotSize), sorted(wantSize))
+	}
+
+	dur := metrics["mremap.duration"]
+	expect(&p, "mremap.duration unit", dur.Unit(), "s")
+	gotDur := map[string]uint64{}
+	checkHistogram(&p, dur, 34, 1e-9, func(dp pmetric.HistogramDataPoint) {
+		a := dp.Attributes()
+		expect(&p, "mremap.duration attributes", a.Len(), 2)
+		if dp.Sum() <= 0 || dp.Sum() > 10 {
+			p.add("mremap.duration %s/%s sum %v s", str(a, "mremap.move"), str(a, "mremap.result"), dp.Sum())
+		}
+		gotDur[str(a, "mremap.move")+"/"+str(a, "mremap.result")] += dp.Count()
+	})
+	if fmt.Sprint(sorted(gotDur)) != fmt.Sprint(sorted(wantDur)) {
+		p.add("mremap.duration counts = %v, want %v", sorted(gotDur), sorted(wantDur))
+	}
+	return p
+}
+
+func checkSum(p *problems, m pmetric.Metric, unit string, want map[string]int64, key func(pcommon.Map) (string, bool), nattrs int) {
+	expect(p, m.Name()+" unit", m.Unit(), unit)
+	if m.Type() != pmetric.MetricTypeSum {
+		p.add("%s is a %v, want Sum", m.Name(), m.Type())
+		return
+	}
+	s := m.Sum()
+	expect(p, m.Name()+" monotonic", s.IsMonotonic(), true)
+	expect(p, m.Name()+" temporality", s.AggregationTemporality(), pmetric.AggregationTemporalityCumulative)
+	got := map[string]int64{}
+	for i := 0; i < s.DataPoints().Len(); i++ {
+		dp := s.DataPoints().At(i)
+		k, ok := key(dp.Attributes())
+		if !ok {
+			continue
+		}
+		expect(p, m.Name()+" attribute count", dp.Attributes().Len(), nattrs)
+		if dp.StartTimestamp() == 0 || dp.StartTimestamp() > dp.Timestamp() {
+			p.add("%s: start %v, time %v", m.Name(), dp.StartTimestamp(), dp.Timestamp())
+		}
+		got[k] += dp.IntValue()
+	}
+	if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want)) {
+		p.add("%s = %v, want %v", m.Name(), sorted(got), sorted(want))
+	}
+}
+
+func checkHistogram(p *problems, m pmetric.Metric, maxExp int, scale float64, each func(pmetric.HistogramDataPoint)) {
+	if m.Type() != pmetric.MetricTypeHistogram {
+		p.add("%s is a %v, want Histogram", m.Name(), m.Type())
+		return
+	}
+	h := m.Histogram()
+	expect(p, m.Name()+" temporality", h.AggregationTemporality(), pmetric.AggregationTemporalityCumulative)
+	for i := 0; i < h.DataPoints().Len(); i++ {
+		dp := h.DataPoints().At(i)
+		b := dp.ExplicitBounds()
+		if b.Len() != maxExp+1 || dp.BucketCounts().Len() != maxExp+2 {
+			p.add("%s: %d bounds and %d buckets, want %d and %d", m.Name(), b.Len(), dp.BucketCounts().Len(), maxExp+1, maxExp+2)
+			continue
+		}
+		for k := 0; k < b.Len(); k++ {
+			if want := math.Ldexp(scale, k); math.Abs(b.At(k)-want) > want*1e-12 {
+				p.add("%s: bound %d = %v, want %v", m.Name(), k, b.At(k), want)
+				break
+			}
+		}
+		var n uint64
+		for _, c := range dp.BucketCounts().AsRaw() {
+			n += c
+		}
+		expect(p, m.Name()+" count = sum of buckets", dp.Count(), n)
+		if dp.StartTimestamp() == 0 || dp.StartTimestamp() > dp.Timestamp() {
+			p.add("%s: start %v, time %v", m.Name(), dp.StartTimestamp(), dp.Timestamp())
+		}
+		each(dp)
+	}
+}
+
+func str(a pcommon.Map, k string) string {
+	v, ok := a.Get(k)
+	if !ok {
+		return "<missing>"
+	}
+	return v.AsString()
+}
+
+func abs(v int64) int64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
+
+func sorted[V any](m map[string]V) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%v ", k, m[k])
+	}
+	return b.String()
+}
