@@ -18,7 +18,7 @@ require (
 	go.opentelemetry.io/collector/receiver/receivertest v0.161.0
 	go.uber.org/goleak v1.3.0
 	go.uber.org/zap v1.28.0
-	golang.org/x/sys v0.50.0
+	golang.org/x/sys v0.48.0
 )
 
 require (

@@ -14,11 +14,10 @@ import (
 type logConverter struct {
 	hostName string // empty when host.name is disabled or unknown
 	probe    string
-	procs    *processCache
 }
 
 func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
-	c := &logConverter{probe: probe, procs: newProcessCache("/proc")}
+	c := &logConverter{probe: probe}
 	if cfg.ResourceAttributes.HostName.Enabled {
 		c.hostName = hostName
 	}
@@ -31,17 +30,17 @@ type resourceKey struct {
 }
 
 // toLogs converts a batch of calls; observed is when they were read.
-func (c *logConverter) toLogs(calls []mremap.Call, observed time.Time) plog.Logs {
+func (c *logConverter) toLogs(calls []observedCall, observed time.Time) plog.Logs {
 	ld := plog.NewLogs()
 	scopes := map[resourceKey]plog.ScopeLogs{}
 	obs := pcommon.NewTimestampFromTime(observed)
 	for i := range calls {
-		call := &calls[i]
+		call := &calls[i].Call
 		k := resourceKey{call.Process.PID, call.Process.Comm}
 		sl, ok := scopes[k]
 		if !ok {
 			rl := ld.ResourceLogs().AppendEmpty()
-			c.setResource(rl.Resource().Attributes(), call.Process)
+			c.setResource(rl.Resource().Attributes(), call.Process, calls[i].proc)
 			sl = rl.ScopeLogs().AppendEmpty()
 			sl.Scope().SetName(metadata.ScopeName)
 			scopes[k] = sl
@@ -51,7 +50,7 @@ func (c *logConverter) toLogs(calls []mremap.Call, observed time.Time) plog.Logs
 	return ld
 }
 
-func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process) {
+func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process, info processInfo) {
 	attrs.EnsureCapacity(7)
 	if c.hostName != "" {
 		attrs.PutStr("host.name", c.hostName)
@@ -60,7 +59,6 @@ func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process) {
 	attrs.PutStr("process.executable.name", p.Comm)
 	attrs.PutInt("process.parent_pid", int64(p.PPID))
 	attrs.PutInt("process.user.id", int64(p.UID))
-	info := c.procs.lookup(p.PID, p.Comm)
 	if info.exePath != "" {
 		attrs.PutStr("process.executable.path", info.exePath)
 	}

@@ -83,7 +83,7 @@ func (r *mremapReceiver) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	if r.logs != nil {
-		calls := make(chan mremap.Call, maxBatch)
+		calls := make(chan observedCall, maxBatch)
 		r.wg.Add(2)
 		go r.readCalls(calls)
 		go r.sendLogs(calls)
@@ -95,12 +95,20 @@ func (r *mremapReceiver) start() error {
 	return nil
 }
 
+// observedCall is a call with what /proc said of its process when the call
+// was read: looked up at once, while short-lived processes still exist.
+type observedCall struct {
+	mremap.Call
+	proc processInfo
+}
+
 // readCalls moves calls from the ring buffer to the batcher. When the
 // batcher falls behind, the channel fills, reading stops, and the kernel
 // counts what no longer fits the ring buffer as ring_buffer_full.
-func (r *mremapReceiver) readCalls(out chan<- mremap.Call) {
+func (r *mremapReceiver) readCalls(out chan<- observedCall) {
 	defer r.wg.Done()
 	defer close(out)
+	procs := newProcessCache("/proc")
 	for {
 		c, err := r.tracer.Read()
 		if errors.Is(err, tracer.ErrClosed) {
@@ -110,15 +118,15 @@ func (r *mremapReceiver) readCalls(out chan<- mremap.Call) {
 			r.set.Logger.Error("reading mremap calls", zap.Error(err))
 			continue
 		}
-		out <- c
+		out <- observedCall{c, procs.lookup(c.Process.PID, c.Process.Comm)}
 	}
 }
 
 // sendLogs batches calls into plog.Logs and sends them down the pipeline.
-func (r *mremapReceiver) sendLogs(in <-chan mremap.Call) {
+func (r *mremapReceiver) sendLogs(in <-chan observedCall) {
 	defer r.wg.Done()
 	conv := newLogConverter(r.cfg, r.hostName, string(r.tracer.Probe()))
-	batch := make([]mremap.Call, 0, maxBatch)
+	batch := make([]observedCall, 0, maxBatch)
 	timer := time.NewTimer(batchWait)
 	timer.Stop()
 	flush := func() {

@@ -1,0 +1,76 @@
+# otelcol-mremap: `make run` builds the collector and runs it with
+# config/collector.yaml; `make test` runs every test (as root: the
+# real-kernel tests load eBPF programs, and the kernel VM suite boots
+# Debian's kernels with kprobes under QEMU).
+
+SHELL := /bin/bash
+GO ?= go
+OCB_VERSION := v0.161.0
+OCB := .tools/builder
+BIN := bin/otelcol-mremap
+HELPER := bin/mremap-helper
+CLANG ?= clang-19
+
+GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
+
+.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench clean fmt vet
+
+all: build
+
+$(OCB):
+	GOBIN=$(CURDIR)/.tools $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
+
+## build: the collector distribution, bin/otelcol-mremap (ocb, builder-config.yaml)
+build: $(BIN) $(HELPER)
+
+$(BIN): $(OCB) $(GO_SOURCES)
+	mkdir -p build bin
+	$(OCB) --config=builder-config.yaml
+	cp build/otelcol-mremap/otelcol-mremap $(BIN)
+
+## helper: the program that makes known mremap calls for the tests
+$(HELPER): $(GO_SOURCES)
+	CGO_ENABLED=0 $(GO) build -o $(HELPER) ./cmd/mremap-helper
+
+## run: build and run the collector with config/collector.yaml (needs root)
+run: build
+	$(BIN) --config config/collector.yaml
+
+## test: every test: vet, unit and real-kernel tests, the built collector end to end, the kernel VM suite
+test: vet test-kernel test-vm
+
+vet:
+	@test -z "$$(gofmt -l bpf cmd internal receiver test)" || { gofmt -l bpf cmd internal receiver test; echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+## test-kernel: unit tests, real-kernel tests on this host, and the collector end to end.
+## -p 1: packages run one at a time, since they all watch the helper's comm.
+test-kernel: build
+	MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) $(GO) test -p 1 -count=1 ./...
+
+## test-unit: the tests that need neither root nor a kernel
+test-unit:
+	$(GO) test -count=1 ./internal/mremap/ ./receiver/mremapreceiver/internal/...
+
+## test-vm: the real-kernel tests inside QEMU on Debian's 6.1 kernels, with kprobes
+test-vm: build
+	test/vm/suite.sh
+
+## generate: regenerate the bpf2go objects (clang-19) and mdatagen's code
+generate:
+	$(GO) generate ./bpf/ ./receiver/mremapreceiver/
+
+## check-generated: regenerate and fail if the committed files differ
+check-generated: generate
+	git diff --exit-code -- bpf receiver/mremapreceiver
+
+## vmlinux: regenerate bpf/vmlinux.h from this host's BTF (rarely needed)
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+
+## bench: benchmarks
+bench: build
+	MREMAP_HELPER=$(CURDIR)/$(HELPER) $(GO) test -p 1 -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin build
