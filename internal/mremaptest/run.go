@@ -113,3 +113,23 @@ func ExpectationOf(t testing.TB, name string) Expectation {
 	t.Fatalf("no expectation for call %q", name)
 	return Expectation{}
 }
+
+func statPath(p string) (os.FileInfo, error) { return os.Stat(p) }
+
+// Probes returns the probe modes to test on this kernel: tracepoint, and
+// kprobe where the kernel has kprobes. Where it has none, kprobe is
+// logged as untested, or fails the test if MREMAP_REQUIRE_PROBES is set (as
+// in the kernel VM suite, whose kernels have kprobes).
+func Probes(t testing.TB) []string {
+	t.Helper()
+	out := []string{"tracepoint"}
+	switch {
+	case HasKprobes():
+		out = append(out, "kprobe")
+	case os.Getenv("MREMAP_REQUIRE_PROBES") != "":
+		t.Errorf("kprobe mode required by MREMAP_REQUIRE_PROBES, but this kernel has no kprobes")
+	default:
+		t.Log("kprobe mode not tested: this kernel has no kprobes (the kernel VM suite tests it)")
+	}
+	return out
+}

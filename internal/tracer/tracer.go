@@ -71,13 +71,13 @@ type Tracer struct {
 	links    []link.Link
 	// retprobes are the kretprobe links, with their symbols, whose missed
 	// returns are reported as Drops.ProbeMissed.
-	retprobes   []link.Link
-	retSymbols  []string
-	tracefs     string
-	reader      *ringbuf.Reader
-	record      ringbuf.Record
-	clock       Clock
-	stopped     atomic.Bool
+	retprobes  []link.Link
+	retSymbols []string
+	tracefs    string
+	reader     *ringbuf.Reader
+	record     ringbuf.Record
+	clock      Clock
+	stopped    atomic.Bool
 }
 
 // New checks privileges, loads the program and attaches it in the mode that

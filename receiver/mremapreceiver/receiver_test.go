@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -20,59 +19,6 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
 )
 
-// probes are the modes to test on this kernel; see tracer's tests.
-func probes(t *testing.T) []string {
-	out := []string{"tracepoint"}
-	if hasKprobes() {
-		out = append(out, "kprobe")
-	} else if os.Getenv("MREMAP_REQUIRE_PROBES") != "" {
-		t.Errorf("kprobe mode required by MREMAP_REQUIRE_PROBES but this kernel has no kprobes")
-	} else {
-		t.Log("kprobe mode not tested: this kernel has no kprobes")
-	}
-	return out
-}
-
-func hasKprobes() bool {
-	for _, p := range []string{"/sys/bus/event_source/devices/kprobe", "/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"} {
-		if _, err := os.Stat(p); err == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// ourPrograms lists the loaded BPF programs that carry our programs' names
-// (the kernel keeps the first 15 characters).
-func ourPrograms(t *testing.T) []string {
-	t.Helper()
-	names := map[string]bool{}
-	for _, n := range []string{"tracepoint_enter", "tracepoint_exit", "kprobe_enter", "kprobe_enter_ia32", "kprobe_exit"} {
-		// The kernel keeps 15 characters; cilium/ebpf may report the
-		// full name from BTF.
-		names[n] = true
-		names[n[:min(len(n), 15)]] = true
-	}
-	var found []string
-	id := ebpf.ProgramID(0)
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if err != nil {
-			return found
-		}
-		id = next
-		p, err := ebpf.NewProgramFromID(id)
-		if err != nil {
-			continue
-		}
-		info, err := p.Info()
-		p.Close()
-		if err == nil && names[info.Name] {
-			found = append(found, info.Name)
-		}
-	}
-}
-
 func TestReceiverLogsAndMetrics(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	helper := mremaptest.HelperPath(t)
@@ -80,9 +26,9 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, probe := range probes(t) {
+	for _, probe := range mremaptest.Probes(t) {
 		t.Run(probe, func(t *testing.T) {
-			if left := ourPrograms(t); len(left) > 0 {
+			if left := mremaptest.OurPrograms(); len(left) > 0 {
 				t.Fatalf("programs loaded before the test: %v", left)
 			}
 			f := NewFactory()
@@ -109,7 +55,7 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 			if err := mr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
 				t.Fatal(err)
 			}
-			if n := len(ourPrograms(t)); n != 2 && n != 3 {
+			if n := len(mremaptest.OurPrograms()); n != 2 && n != 3 {
 				t.Errorf("%d programs loaded for both pipelines, want one set (2, or 3 with the ia32 kprobe)", n)
 			}
 
@@ -141,10 +87,10 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 			if err := mr.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if left := ourPrograms(t); len(left) > 0 {
+			if left := mremaptest.OurPrograms(); len(left) > 0 {
 				// Freed after an RCU grace period; give it a moment.
 				time.Sleep(500 * time.Millisecond)
-				if left = ourPrograms(t); len(left) > 0 {
+				if left = mremaptest.OurPrograms(); len(left) > 0 {
 					t.Errorf("programs still loaded after shutdown: %v", left)
 				}
 			}
@@ -195,7 +141,7 @@ func TestMetricsOnlySubmitsNoRecords(t *testing.T) {
 
 func TestStartFailsWithAClearError(t *testing.T) {
 	mremaptest.RequireBPF(t)
-	if hasKprobes() {
+	if mremaptest.HasKprobes() {
 		t.Skip("this kernel has kprobes, so probe: kprobe does not fail here")
 	}
 	f := NewFactory()

@@ -1,0 +1,273 @@
+// Package e2e runs the built collector, bin/otelcol-mremap, as users do:
+// with a YAML config, the file exporter, real mremap calls from
+// cmd/mremap-helper, and SIGTERM at the end.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
+	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
+)
+
+// collectorPath is $OTELCOL_MREMAP, or bin/otelcol-mremap in the module.
+func collectorPath(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("OTELCOL_MREMAP")
+	if p == "" {
+		_, file, _, _ := runtime.Caller(0)
+		p = filepath.Join(filepath.Dir(file), "..", "..", "bin", "otelcol-mremap")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the collector binary is missing (%v): run `make build` first, or `make test`", err)
+	}
+	return p
+}
+
+type collector struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	dir    string
+}
+
+func startCollector(t *testing.T, bin, config string) *collector {
+	t.Helper()
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "config.yaml")
+	config = strings.ReplaceAll(config, "$DIR", dir)
+	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := &collector{cmd: exec.Command(bin, "--config", cfgPath), stderr: &lockedBuffer{}, dir: dir}
+	c.cmd.Stderr = c.stderr
+	c.cmd.Stdout = c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Kill()
+			c.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("collector output:\n%s", c.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(c.stderr.String(), "Everything is ready") {
+		if time.Now().After(deadline) || c.exited() {
+			t.Fatalf("collector did not become ready:\n%s", c.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return c
+}
+
+func (c *collector) exited() bool {
+	return c.cmd.ProcessState != nil || c.cmd.Process.Signal(syscall.Signal(0)) != nil
+}
+
+// stop sends SIGTERM, as systemd or the kubelet would, and waits.
+func (c *collector) stop(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("collector exited with %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		c.cmd.Process.Kill()
+		t.Fatal("collector did not stop within 60s of SIGTERM")
+	}
+}
+
+const fileConfig = `
+receivers:
+  mremap:
+    probe: %s
+    collection_interval: 200ms
+    filter:
+      comms: [mremap-helper]
+exporters:
+  file/logs:
+    path: $DIR/logs.json
+    flush_interval: 100ms
+  file/metrics:
+    path: $DIR/metrics.json
+    flush_interval: 100ms
+service:
+  pipelines:
+    logs:
+      receivers: [mremap]
+      exporters: [file/logs]
+    metrics:
+      receivers: [mremap]
+      exporters: [file/metrics]
+  telemetry:
+    metrics:
+      level: none
+`
+
+func TestCollectorFileExporter(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	bin := collectorPath(t)
+	helper := mremaptest.HelperPath(t)
+	exe, err := filepath.EvalSymlinks(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, probe := range mremaptest.Probes(t) {
+		t.Run(probe, func(t *testing.T) {
+			c := startCollector(t, bin, fmt.Sprintf(fileConfig, probe))
+			if !strings.Contains(c.stderr.String(), `"probe": "`+probe+`"`) {
+				t.Errorf("startup log does not say probe %s", probe)
+			}
+			run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Start: time.Now()}
+			run.Made = mremaptest.RunHelperLinger(t, helper, 2*time.Second)
+			run.End = time.Now()
+
+			var logProblems, metricProblems []string
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+				logProblems = mremapcheck.Logs(readLogs(t, filepath.Join(c.dir, "logs.json")), run)
+				metricProblems = []string{"no metrics written"}
+				if md, ok := lastMetrics(t, filepath.Join(c.dir, "metrics.json")); ok {
+					metricProblems = mremapcheck.Metrics(md, probe)
+				}
+				if len(logProblems)+len(metricProblems) == 0 {
+					break
+				}
+			}
+			for _, p := range append(logProblems, metricProblems...) {
+				t.Error(p)
+			}
+			c.stop(t)
+			if left := mremaptest.OurPrograms(); len(left) > 0 {
+				time.Sleep(500 * time.Millisecond)
+				if left = mremaptest.OurPrograms(); len(left) > 0 {
+					t.Errorf("BPF programs still loaded after the collector stopped: %v", left)
+				}
+			}
+		})
+	}
+}
+
+func TestCollectorAutoSaysWhich(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	bin := collectorPath(t)
+	c := startCollector(t, bin, fmt.Sprintf(fileConfig, "auto"))
+	want := "tracepoint"
+	if mremaptest.HasKprobes() {
+		want = "kprobe"
+	}
+	out := c.stderr.String()
+	if !strings.Contains(out, `"probe": "`+want+`"`) || !strings.Contains(out, "probe auto chose "+want) {
+		t.Errorf("startup log does not say auto chose %s and why:\n%s", want, out)
+	}
+	c.stop(t)
+}
+
+func TestValidateNamesBadKeys(t *testing.T) {
+	bin := collectorPath(t)
+	tests := []struct {
+		name, receiver string
+		want           []string
+	}{
+		{"unknown probe", "probe: fentry", []string{"probe", "fentry"}},
+		{"ring buffer not a power of two", "ring_buffer_size: 5000", []string{"ring_buffer_size", "power of two"}},
+		{"interval not positive", "collection_interval: 0s", []string{"collection_interval", "positive"}},
+		{"negative rate", "max_events_per_second: -1", []string{"max_events_per_second", "negative"}},
+		{"long comm", "filter: {comms: [a-process-name-too-long]}", []string{"filter::comms[0]", "15"}},
+		{"negative size", "filter: {min_size_delta: -4096}", []string{"filter::min_size_delta", "negative"}},
+		{"unknown key", "ring_bufer_size: 4096", []string{"ring_bufer_size"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := fmt.Sprintf(`
+receivers:
+  mremap:
+    %s
+exporters:
+  debug: {}
+service:
+  pipelines:
+    logs: {receivers: [mremap], exporters: [debug]}
+`, tt.receiver)
+			path := filepath.Join(dir, "config.yaml")
+			if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(bin, "validate", "--config", path).CombinedOutput()
+			if err == nil {
+				t.Fatalf("validate accepted %q:\n%s", tt.receiver, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("validate's error does not mention %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// readLogs reads every batch the file exporter wrote so far.
+func readLogs(t *testing.T, path string) plog.Logs {
+	out := plog.NewLogs()
+	eachLine(t, path, func(line []byte) {
+		ld, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(line)
+		if err != nil {
+			t.Fatalf("parse %s: %v", path, err)
+		}
+		ld.ResourceLogs().MoveAndAppendTo(out.ResourceLogs())
+	})
+	return out
+}
+
+// lastMetrics returns the last emission the file exporter wrote.
+func lastMetrics(t *testing.T, path string) (pmetric.Metrics, bool) {
+	var last pmetric.Metrics
+	found := false
+	eachLine(t, path, func(line []byte) {
+		md, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(line)
+		if err != nil {
+			t.Fatalf("parse %s: %v", path, err)
+		}
+		last, found = md, true
+	})
+	return last, found
+}
+
+// eachLine calls f for each complete line of the file; a line still being
+// written (no newline yet) is left for the next call.
+func eachLine(t *testing.T, path string, f func([]byte)) {
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	for _, line := range lines[:len(lines)-1] {
+		if len(bytes.TrimSpace(line)) > 0 {
+			f(line)
+		}
+	}
+}
