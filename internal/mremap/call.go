@@ -127,7 +127,9 @@ func ErrnoName(errno uint16) string {
 // ErrnoText is the C library's message for errno ("Invalid argument").
 func ErrnoText(errno uint16) string {
 	s := unix.Errno(errno).Error()
-	if s == "" {
+	// Go has no message for a number it does not know and says "errno N";
+	// the C library says "Unknown error N".
+	if s == "" || strings.HasPrefix(s, "errno ") {
 		return "Unknown error " + strconv.Itoa(int(errno))
 	}
 	// Go's messages are lower-case; strace prints the C library's.

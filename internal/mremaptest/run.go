@@ -18,6 +18,9 @@ import (
 // eBPF programs and attaching probes needs CAP_BPF and CAP_PERFMON.
 func RequireBPF(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short mode: loads eBPF programs into the kernel")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: loading eBPF programs needs root (CAP_BPF and CAP_PERFMON); run the tests as root, as CI does")
 	}

@@ -512,16 +512,18 @@ func (t *Tracer) probeMissed() (uint64, error) {
 }
 
 // kprobeProfileMissed sums the "missed" column of kprobe_profile for the
-// events named after symbols. Its lines are "  <event> <hits> <missed>".
+// events named after symbols. Its lines are "  <event> <hits> <missed>",
+// where <event> is the event's name without its group.
 func kprobeProfileMissed(path string, symbols []string) (uint64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, fmt.Errorf("read kretprobe misses: %w", err)
 	}
 	defer f.Close()
-	want := make(map[string]bool, len(symbols))
+	want := make(map[string]bool, 2*len(symbols))
 	for _, s := range symbols {
 		want[s] = true
+		want[tracefsEventName(s)] = true
 	}
 	var total uint64
 	s := bufio.NewScanner(f)
@@ -537,6 +539,24 @@ func kprobeProfileMissed(path string, symbols []string) (uint64, error) {
 		total += n
 	}
 	return total, s.Err()
+}
+
+// tracefsEventName is the name cilium/ebpf gives the tracefs kprobe event
+// it creates for symbol: every run of characters other than [a-zA-Z0-9]
+// becomes one underscore, so __x64_sys_mremap is _x64_sys_mremap.
+func tracefsEventName(symbol string) string {
+	var b strings.Builder
+	skip := false
+	for _, c := range symbol {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+			skip = false
+		} else if !skip {
+			b.WriteByte('_')
+			skip = true
+		}
+	}
+	return b.String()
 }
 
 // Stop detaches the probes, so no new call is observed, and makes Read

@@ -181,6 +181,9 @@ func (r *mremapReceiver) sendMetrics(ctx context.Context, start pcommon.Timestam
 			continue
 		}
 		md := conv.toMetrics(a, pcommon.NewTimestampFromTime(time.Now()))
+		if md.DataPointCount() == 0 {
+			continue // every metric is disabled
+		}
 		octx := r.obs.StartMetricsOp(ctx)
 		err = r.metrics.ConsumeMetrics(octx, md)
 		r.obs.EndMetricsOp(octx, metadata.Type.String(), md.DataPointCount(), err)

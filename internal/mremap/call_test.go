@@ -1,0 +1,293 @@
+package mremap
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"golang.org/x/sys/unix"
+)
+
+func TestFlagNames(t *testing.T) {
+	tests := []struct {
+		flags uint64
+		want  string
+	}{
+		{0, ""},
+		{FlagMayMove, "MREMAP_MAYMOVE"},
+		{FlagFixed, "MREMAP_FIXED"},
+		{FlagDontUnmap, "MREMAP_DONTUNMAP"},
+		{FlagMayMove | FlagFixed, "MREMAP_MAYMOVE|MREMAP_FIXED"},
+		{FlagMayMove | FlagDontUnmap, "MREMAP_MAYMOVE|MREMAP_DONTUNMAP"},
+		{FlagFixed | FlagDontUnmap, "MREMAP_FIXED|MREMAP_DONTUNMAP"},
+		{FlagMayMove | FlagFixed | FlagDontUnmap, "MREMAP_MAYMOVE|MREMAP_FIXED|MREMAP_DONTUNMAP"},
+		// Unknown bits are one hex number after the known names.
+		{0x8, "0x8"},
+		{0x10 | FlagMayMove, "MREMAP_MAYMOVE|0x10"},
+		{0x18 | FlagFixed, "MREMAP_FIXED|0x18"},
+		{0xfffffffffffffff8 | 7, "MREMAP_MAYMOVE|MREMAP_FIXED|MREMAP_DONTUNMAP|0xfffffffffffffff8"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, FlagNames(tt.flags), "FlagNames(%#x)", tt.flags)
+	}
+}
+
+func TestErrnoName(t *testing.T) {
+	tests := []struct {
+		errno uint16
+		want  string
+	}{
+		{uint16(unix.EINVAL), "EINVAL"},
+		{uint16(unix.EFAULT), "EFAULT"},
+		{uint16(unix.ENOMEM), "ENOMEM"},
+		{uint16(unix.EAGAIN), "EAGAIN"},
+		{uint16(unix.EPERM), "EPERM"},
+		{uint16(unix.EINTR), "EINTR"},
+		{4000, "E4000"},
+		{4095, "E4095"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, ErrnoName(tt.errno), "ErrnoName(%d)", tt.errno)
+	}
+}
+
+func TestErrnoText(t *testing.T) {
+	tests := []struct {
+		errno uint16
+		want  string
+	}{
+		{uint16(unix.EINVAL), "Invalid argument"},
+		{uint16(unix.EFAULT), "Bad address"},
+		{uint16(unix.ENOMEM), "Cannot allocate memory"},
+		{uint16(unix.EAGAIN), "Resource temporarily unavailable"},
+		{uint16(unix.EPERM), "Operation not permitted"},
+		// As the C library's strerror says it.
+		{4000, "Unknown error 4000"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, ErrnoText(tt.errno), "ErrnoText(%d)", tt.errno)
+	}
+}
+
+func TestResizeOf(t *testing.T) {
+	tests := []struct {
+		oldSize, newSize uint64
+		want             Resize
+		name             string
+	}{
+		{4096, 8192, ResizeGrow, "grow"},
+		{8192, 4096, ResizeShrink, "shrink"},
+		{4096, 4096, ResizeNone, "none"},
+		{0, 0, ResizeNone, "none"},
+		{0, 1, ResizeGrow, "grow"},
+		{^uint64(0), 0, ResizeShrink, "shrink"},
+	}
+	for _, tt := range tests {
+		got := ResizeOf(tt.oldSize, tt.newSize)
+		assert.Equal(t, tt.want, got, "ResizeOf(%d, %d)", tt.oldSize, tt.newSize)
+		assert.Equal(t, tt.name, got.String())
+		c := Call{OldSize: tt.oldSize, NewSize: tt.newSize, Return: -int64(unix.EINVAL)}
+		assert.Equal(t, tt.want, c.Resize(), "Resize compares sizes whatever the result")
+	}
+	assert.Equal(t, "resize(9)", Resize(9).String())
+}
+
+func TestMoveOf(t *testing.T) {
+	const old, other = 0x7f0000000000, 0x7f0000100000
+	tests := []struct {
+		name   string
+		flags  uint64
+		ok     bool
+		result uint64
+		want   Move
+	}{
+		{"no flags, in place", 0, true, old, MoveNone},
+		{"maymove, in place", FlagMayMove, true, old, MoveNone},
+		{"maymove, moved", FlagMayMove, true, other, MoveMayMove},
+		{"moved without maymove flag still counts", 0, true, other, MoveMayMove},
+		{"maymove, failed", FlagMayMove, false, other, MoveNone},
+		{"fixed", FlagMayMove | FlagFixed, true, other, MoveFixed},
+		{"fixed at the same address", FlagMayMove | FlagFixed, true, old, MoveFixed},
+		{"fixed, failed", FlagFixed, false, 0, MoveFixed},
+		{"dontunmap", FlagMayMove | FlagDontUnmap, true, other, MoveDontUnmap},
+		{"dontunmap, failed", FlagMayMove | FlagDontUnmap, false, 0, MoveDontUnmap},
+		{"fixed wins over dontunmap", FlagMayMove | FlagFixed | FlagDontUnmap, true, other, MoveFixed},
+		{"fixed wins over dontunmap, failed", FlagFixed | FlagDontUnmap, false, 0, MoveFixed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, MoveOf(tt.flags, old, tt.ok, tt.result))
+		})
+	}
+}
+
+func TestMoveString(t *testing.T) {
+	for m, want := range map[Move]string{
+		MoveNone: "none", MoveMayMove: "maymove", MoveFixed: "fixed", MoveDontUnmap: "dontunmap", Move(7): "move(7)",
+	} {
+		assert.Equal(t, want, m.String())
+	}
+}
+
+func TestCallOK(t *testing.T) {
+	tests := []struct {
+		ret   int64
+		ok    bool
+		errno uint16
+		res   string
+	}{
+		{0x7f3a2c100000, true, 0, "ok"},
+		{1, true, 0, "ok"},
+		{0, true, 0, "ok"},
+		{-1, false, uint16(unix.EPERM), "EPERM"},
+		{-int64(unix.EINVAL), false, uint16(unix.EINVAL), "EINVAL"},
+		{-int64(unix.ENOMEM), false, uint16(unix.ENOMEM), "ENOMEM"},
+		{-4095, false, 4095, "E4095"},
+		// Below -4095 the value is an address in the top page-aligned range.
+		{-4096, true, 0, "ok"},
+		{-0x1000000, true, 0, "ok"},
+	}
+	for _, tt := range tests {
+		c := Call{Return: tt.ret}
+		assert.Equal(t, tt.ok, c.OK(), "OK() of %d", tt.ret)
+		assert.Equal(t, tt.errno, c.Errno(), "Errno() of %d", tt.ret)
+		assert.Equal(t, tt.res, c.Result(), "Result() of %d", tt.ret)
+		if tt.ok {
+			assert.Equal(t, uint64(tt.ret), c.ResultAddress())
+		}
+	}
+}
+
+func TestCallSizeDelta(t *testing.T) {
+	tests := []struct {
+		oldSize, newSize uint64
+		want             int64
+	}{
+		{4096, 8192, 4096},
+		{8192, 4096, -4096},
+		{4096, 4096, 0},
+		{0, 1 << 40, 1 << 40},
+		{1 << 40, 0, -(1 << 40)},
+	}
+	for _, tt := range tests {
+		c := Call{OldSize: tt.oldSize, NewSize: tt.newSize}
+		assert.Equal(t, tt.want, c.SizeDelta(), "SizeDelta of %d -> %d", tt.oldSize, tt.newSize)
+	}
+}
+
+func TestCallMove(t *testing.T) {
+	c := Call{OldAddress: 0x1000, Flags: FlagMayMove, Return: 0x2000}
+	assert.Equal(t, MoveMayMove, c.Move())
+	c.Return = 0x1000
+	assert.Equal(t, MoveNone, c.Move())
+	c.Return = -int64(unix.ENOMEM)
+	assert.Equal(t, MoveNone, c.Move(), "a failed call did not move")
+	// -4096 as an address is 0xfffffffffffff000, not the old address.
+	c.Return = -4096
+	assert.Equal(t, MoveMayMove, c.Move())
+}
+
+func TestCallString(t *testing.T) {
+	tests := []struct {
+		name string
+		call Call
+		want string
+	}{
+		{
+			name: "SPEC maymove",
+			call: Call{OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 8192, Flags: FlagMayMove, Return: 0x7f3a2c100000},
+			want: "mremap(0x7f3a2c000000, 4096, 8192, MREMAP_MAYMOVE) = 0x7f3a2c100000",
+		},
+		{
+			name: "SPEC fixed",
+			call: Call{
+				OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 4096, Flags: FlagMayMove | FlagFixed,
+				NewAddress: 0x7f3a2d000000, Return: 0x7f3a2d000000,
+			},
+			want: "mremap(0x7f3a2c000000, 4096, 4096, MREMAP_MAYMOVE|MREMAP_FIXED, 0x7f3a2d000000) = 0x7f3a2d000000",
+		},
+		{
+			name: "SPEC einval",
+			call: Call{OldAddress: 0x7f3a2c000001, OldSize: 4096, NewSize: 8192, Flags: FlagMayMove, Return: -int64(unix.EINVAL)},
+			want: "mremap(0x7f3a2c000001, 4096, 8192, MREMAP_MAYMOVE) = -1 EINVAL (Invalid argument)",
+		},
+		{
+			name: "flags 0",
+			call: Call{OldAddress: 0x7f0000000000, OldSize: 8192, NewSize: 4096, Return: 0x7f0000000000},
+			want: "mremap(0x7f0000000000, 8192, 4096, 0) = 0x7f0000000000",
+		},
+		{
+			name: "flags 0, enomem",
+			call: Call{OldAddress: 0x7f0000000000, OldSize: 4096, NewSize: 8192, Return: -int64(unix.ENOMEM)},
+			want: "mremap(0x7f0000000000, 4096, 8192, 0) = -1 ENOMEM (Cannot allocate memory)",
+		},
+		{
+			name: "fixed without maymove: no fifth argument",
+			call: Call{OldAddress: 0x7f0000000000, OldSize: 4096, NewSize: 4096, Flags: FlagFixed, NewAddress: 0x7f0000200000, Return: -int64(unix.EINVAL)},
+			want: "mremap(0x7f0000000000, 4096, 4096, MREMAP_FIXED) = -1 EINVAL (Invalid argument)",
+		},
+		{
+			name: "dontunmap: no fifth argument",
+			call: Call{
+				OldAddress: 0x7f0000000000, OldSize: 4096, NewSize: 4096, Flags: FlagMayMove | FlagDontUnmap,
+				NewAddress: 0x7f0000200000, Return: 0x7f0000300000,
+			},
+			want: "mremap(0x7f0000000000, 4096, 4096, MREMAP_MAYMOVE|MREMAP_DONTUNMAP) = 0x7f0000300000",
+		},
+		{
+			name: "maymove|fixed|dontunmap: fifth argument",
+			call: Call{
+				OldAddress: 0x7f0000000000, OldSize: 4096, NewSize: 4096, Flags: FlagMayMove | FlagFixed | FlagDontUnmap,
+				NewAddress: 0x7f0000200000, Return: 0x7f0000200000,
+			},
+			want: "mremap(0x7f0000000000, 4096, 4096, MREMAP_MAYMOVE|MREMAP_FIXED|MREMAP_DONTUNMAP, 0x7f0000200000) = 0x7f0000200000",
+		},
+		{
+			name: "address 0 is NULL",
+			call: Call{OldAddress: 0, OldSize: 4096, NewSize: 8192, Flags: FlagMayMove | FlagFixed, NewAddress: 0, Return: -int64(unix.EINVAL)},
+			want: "mremap(NULL, 4096, 8192, MREMAP_MAYMOVE|MREMAP_FIXED, NULL) = -1 EINVAL (Invalid argument)",
+		},
+		{
+			name: "unknown flag bits",
+			call: Call{OldAddress: 0x1000, OldSize: 4096, NewSize: 4096, Flags: 0x10 | FlagMayMove, Return: -int64(unix.EINVAL)},
+			want: "mremap(0x1000, 4096, 4096, MREMAP_MAYMOVE|0x10) = -1 EINVAL (Invalid argument)",
+		},
+		{
+			name: "efault",
+			call: Call{OldAddress: 0x1000, OldSize: 4096, NewSize: 8192, Flags: FlagMayMove, Return: -int64(unix.EFAULT)},
+			want: "mremap(0x1000, 4096, 8192, MREMAP_MAYMOVE) = -1 EFAULT (Bad address)",
+		},
+		{
+			name: "unnamed errno",
+			call: Call{OldAddress: 0x1000, OldSize: 4096, NewSize: 8192, Return: -4000},
+			want: "mremap(0x1000, 4096, 8192, 0) = -1 E4000 (Unknown error 4000)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, tt.call.String())
+		})
+	}
+}
+
+func FuzzCallString(f *testing.F) {
+	f.Add(uint64(0x7f3a2c000000), uint64(4096), uint64(8192), uint64(1), uint64(0), int64(0x7f3a2c100000))
+	f.Add(uint64(0x7f3a2c000000), uint64(4096), uint64(4096), uint64(3), uint64(0x7f3a2d000000), int64(0x7f3a2d000000))
+	f.Add(uint64(0x7f3a2c000001), uint64(4096), uint64(8192), uint64(1), uint64(0), int64(-22))
+	f.Add(uint64(0), uint64(0), uint64(0), uint64(0), uint64(0), int64(0))
+	f.Add(^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), int64(-4095))
+	f.Add(uint64(1), uint64(2), uint64(3), uint64(0xf8), uint64(4), int64(-1<<63))
+	f.Fuzz(func(t *testing.T, oldAddress, oldSize, newSize, flags, newAddress uint64, ret int64) {
+		c := Call{OldAddress: oldAddress, OldSize: oldSize, NewSize: newSize, Flags: flags, NewAddress: newAddress, Return: ret}
+		s := c.String()
+		if !strings.HasPrefix(s, "mremap(") {
+			t.Fatalf("%q does not start with mremap(", s)
+		}
+		if !strings.Contains(s, ") = ") {
+			t.Fatalf("%q has no ) = ", s)
+		}
+		if !c.OK() && !strings.HasSuffix(s, ") = -1 "+ErrnoName(c.Errno())+" ("+ErrnoText(c.Errno())+")") {
+			t.Fatalf("%q of a failed call does not end in the errno", s)
+		}
+	})
+}

@@ -1,0 +1,425 @@
+package tracer
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-mremap/otelcol-mremap/bpf"
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+)
+
+// eventFields is a record's content, laid out by hand in rawEvent as the
+// kernel's struct event (bpf/mremap.h).
+type eventFields struct {
+	enterNs, exitNs                              uint64
+	oldAddress, oldSize, newSize, flags, newAddr uint64
+	ret                                          int64
+	tgid, tid, ppid, uid                         uint32
+	comm                                         [16]byte
+}
+
+// rawEvent lays out e in host byte order at the C struct's offsets.
+func rawEvent(e eventFields) []byte {
+	b := make([]byte, 0, 96)
+	ne := binary.NativeEndian
+	for _, v := range []uint64{e.enterNs, e.exitNs, e.oldAddress, e.oldSize, e.newSize, e.flags, e.newAddr, uint64(e.ret)} {
+		b = ne.AppendUint64(b, v)
+	}
+	for _, v := range []uint32{e.tgid, e.tid, e.ppid, e.uid} {
+		b = ne.AppendUint32(b, v)
+	}
+	return append(b, e.comm[:]...)
+}
+
+func comm16(s string) [16]byte {
+	var c [16]byte
+	copy(c[:], s)
+	return c
+}
+
+// TestEventLayout pins the offsets rawEvent assumes to the generated struct,
+// so a change to the C struct fails here and not in decoding.
+func TestEventLayout(t *testing.T) {
+	var e bpf.MremapEvent
+	assert.Equal(t, uintptr(96), unsafe.Sizeof(e))
+	offsets := map[string][2]uintptr{
+		"EnterNs":    {unsafe.Offsetof(e.EnterNs), 0},
+		"ExitNs":     {unsafe.Offsetof(e.ExitNs), 8},
+		"OldAddress": {unsafe.Offsetof(e.OldAddress), 16},
+		"OldSize":    {unsafe.Offsetof(e.OldSize), 24},
+		"NewSize":    {unsafe.Offsetof(e.NewSize), 32},
+		"Flags":      {unsafe.Offsetof(e.Flags), 40},
+		"NewAddress": {unsafe.Offsetof(e.NewAddress), 48},
+		"Ret":        {unsafe.Offsetof(e.Ret), 56},
+		"Tgid":       {unsafe.Offsetof(e.Tgid), 64},
+		"Tid":        {unsafe.Offsetof(e.Tid), 68},
+		"Ppid":       {unsafe.Offsetof(e.Ppid), 72},
+		"Uid":        {unsafe.Offsetof(e.Uid), 76},
+		"Comm":       {unsafe.Offsetof(e.Comm), 80},
+	}
+	for name, o := range offsets {
+		assert.Equal(t, o[1], o[0], "offset of %s", name)
+	}
+}
+
+func TestDecodeEvent(t *testing.T) {
+	const offset = 1_700_000_000_000_000_000
+	clock := ClockWithOffset(offset)
+	raw := rawEvent(eventFields{
+		enterNs:    5_000_000_000,
+		exitNs:     5_000_012_345,
+		oldAddress: 0x7f3a2c000000,
+		oldSize:    4096,
+		newSize:    8192,
+		flags:      mremap.FlagMayMove | mremap.FlagFixed,
+		newAddr:    0x7f3a2d000000,
+		ret:        0x7f3a2d000000,
+		tgid:       1234,
+		tid:        1240,
+		ppid:       1,
+		uid:        1000,
+		comm:       comm16("mremap-helper"),
+	})
+	got, err := decodeEvent(raw, clock)
+	require.NoError(t, err)
+	want := mremap.Call{
+		Enter:      time.Unix(0, offset+5_000_000_000),
+		Exit:       time.Unix(0, offset+5_000_012_345),
+		Duration:   12345 * time.Nanosecond,
+		Process:    mremap.Process{PID: 1234, PPID: 1, UID: 1000, Comm: "mremap-helper"},
+		TID:        1240,
+		OldAddress: 0x7f3a2c000000,
+		OldSize:    4096,
+		NewSize:    8192,
+		Flags:      mremap.FlagMayMove | mremap.FlagFixed,
+		NewAddress: 0x7f3a2d000000,
+		Return:     0x7f3a2d000000,
+	}
+	assert.Equal(t, want, got)
+	assert.True(t, got.Enter.Equal(want.Enter))
+}
+
+func TestDecodeEventFields(t *testing.T) {
+	clock := ClockWithOffset(0)
+	tests := []struct {
+		name  string
+		e     eventFields
+		check func(t *testing.T, c mremap.Call)
+	}{
+		{
+			name: "negative return is -errno",
+			e:    eventFields{ret: -22, comm: comm16("a")},
+			check: func(t *testing.T, c mremap.Call) {
+				assert.Equal(t, int64(-22), c.Return)
+				assert.Equal(t, "EINVAL", c.Result())
+			},
+		},
+		{
+			name: "exit before entry gives no negative duration",
+			e:    eventFields{enterNs: 100, exitNs: 50},
+			check: func(t *testing.T, c mremap.Call) {
+				assert.Equal(t, time.Duration(0), c.Duration)
+			},
+		},
+		{
+			name: "comm of 15 bytes",
+			e:    eventFields{comm: comm16("abcdefghijklmno")},
+			check: func(t *testing.T, c mremap.Call) {
+				assert.Equal(t, "abcdefghijklmno", c.Process.Comm)
+			},
+		},
+		{
+			name: "comm stops at the first NUL",
+			e:    eventFields{comm: [16]byte{'s', 'h', 0, 'x', 'y', 'z'}},
+			check: func(t *testing.T, c mremap.Call) {
+				assert.Equal(t, "sh", c.Process.Comm)
+			},
+		},
+		{
+			name: "empty comm",
+			e:    eventFields{},
+			check: func(t *testing.T, c mremap.Call) {
+				assert.Equal(t, "", c.Process.Comm)
+			},
+		},
+		{
+			name: "comm with bytes above 0x7f",
+			e:    eventFields{comm: comm16("caf\xc3\xa9")},
+			check: func(t *testing.T, c mremap.Call) {
+				assert.Equal(t, "café", c.Process.Comm)
+			},
+		},
+		{
+			name: "unsigned fields keep their top bit",
+			e: eventFields{
+				oldAddress: 1 << 63, oldSize: ^uint64(0), newSize: 1 << 63, flags: ^uint64(0), newAddr: 1<<64 - 4096,
+				tgid: 1<<32 - 1, tid: 1 << 31, ppid: 1<<32 - 2, uid: 1<<32 - 1,
+			},
+			check: func(t *testing.T, c mremap.Call) {
+				assert.Equal(t, uint64(1<<63), c.OldAddress)
+				assert.Equal(t, ^uint64(0), c.OldSize)
+				assert.Equal(t, uint64(1<<63), c.NewSize)
+				assert.Equal(t, ^uint64(0), c.Flags)
+				assert.Equal(t, uint64(1<<64-4096), c.NewAddress)
+				assert.Equal(t, uint32(1<<32-1), c.Process.PID)
+				assert.Equal(t, uint32(1<<31), c.TID)
+				assert.Equal(t, uint32(1<<32-2), c.Process.PPID)
+				assert.Equal(t, uint32(1<<32-1), c.Process.UID)
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := decodeEvent(rawEvent(tt.e), clock)
+			require.NoError(t, err)
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestDecodeEventFromStruct(t *testing.T) {
+	e := bpf.MremapEvent{
+		EnterNs: 10, ExitNs: 30, OldAddress: 0x1000, OldSize: 1, NewSize: 2, Flags: 4,
+		NewAddress: 0x3000, Ret: 0x2000, Tgid: 7, Tid: 8, Ppid: 9, Uid: 10,
+	}
+	for i, c := range []byte("cat") {
+		e.Comm[i] = int8(c)
+	}
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&e)), unsafe.Sizeof(e))
+	c, err := decodeEvent(raw, ClockWithOffset(100))
+	require.NoError(t, err)
+	assert.Equal(t, time.Unix(0, 110), c.Enter)
+	assert.Equal(t, time.Unix(0, 130), c.Exit)
+	assert.Equal(t, 20*time.Nanosecond, c.Duration)
+	assert.Equal(t, mremap.Process{PID: 7, PPID: 9, UID: 10, Comm: "cat"}, c.Process)
+	assert.Equal(t, uint32(8), c.TID)
+	assert.Equal(t, mremap.Call{
+		Enter: c.Enter, Exit: c.Exit, Duration: c.Duration, Process: c.Process, TID: 8,
+		OldAddress: 0x1000, OldSize: 1, NewSize: 2, Flags: 4, NewAddress: 0x3000, Return: 0x2000,
+	}, c)
+}
+
+func TestDecodeEventLongerRecord(t *testing.T) {
+	// Ring buffer samples may carry padding after the struct.
+	raw := append(rawEvent(eventFields{tgid: 42, comm: comm16("x")}), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	c, err := decodeEvent(raw, ClockWithOffset(0))
+	require.NoError(t, err)
+	assert.Equal(t, uint32(42), c.Process.PID)
+	assert.Equal(t, "x", c.Process.Comm)
+}
+
+func TestDecodeEventShortRecord(t *testing.T) {
+	full := rawEvent(eventFields{})
+	for _, n := range []int{0, 1, 64, len(full) - 1} {
+		_, err := decodeEvent(full[:n], ClockWithOffset(0))
+		require.Error(t, err, "record of %d bytes", n)
+		assert.Contains(t, err.Error(), "want 96")
+	}
+}
+
+func TestCommKeyCommString(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"", ""},
+		{"a", "a"},
+		{"mremap-helper", "mremap-helper"},
+		{"abcdefghijklmno", "abcdefghijklmno"},
+		// The kernel keeps 15 bytes and a NUL.
+		{"abcdefghijklmnop", "abcdefghijklmno"},
+		{"a-much-longer-process-name", "a-much-longer-p"},
+		{"café", "café"},
+	}
+	for _, tt := range tests {
+		k := commKey(tt.in)
+		assert.Equal(t, int8(0), k.Name[15], "commKey(%q) keeps the terminating NUL", tt.in)
+		assert.Equal(t, tt.want, commString(k.Name), "commString(commKey(%q))", tt.in)
+	}
+	// Bytes after the name are zero, so equal names are equal keys.
+	assert.Equal(t, commKey("sh"), commKey("sh"))
+	assert.NotEqual(t, commKey("sh"), commKey("sh2"))
+
+	// A name without a NUL takes all 16 bytes.
+	var full [16]int8
+	for i := range full {
+		full[i] = 'a' + int8(i)
+	}
+	assert.Equal(t, "abcdefghijklmnop", commString(full))
+}
+
+func TestParseProbe(t *testing.T) {
+	for _, s := range []string{"auto", "kprobe", "tracepoint"} {
+		p, err := ParseProbe(s)
+		require.NoError(t, err, s)
+		assert.Equal(t, Probe(s), p)
+	}
+	assert.Equal(t, ProbeAuto, Probe("auto"))
+	assert.Equal(t, ProbeKprobe, Probe("kprobe"))
+	assert.Equal(t, ProbeTracepoint, Probe("tracepoint"))
+	for _, s := range []string{"", "Auto", "KPROBE", "fentry", "kretprobe", "tracepoint "} {
+		p, err := ParseProbe(s)
+		require.Error(t, err, "ParseProbe(%q)", s)
+		assert.Equal(t, Probe(""), p)
+		assert.Contains(t, err.Error(), "unknown probe")
+		assert.Contains(t, err.Error(), "auto, kprobe or tracepoint")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	page := os.Getpagesize()
+	ok := Options{Probe: ProbeAuto, Events: true, RingBufferSize: 4 << 20}
+	require.NoError(t, ok.validate())
+
+	tests := []struct {
+		name    string
+		modify  func(o *Options)
+		wantErr []string // empty: valid
+	}{
+		{"one page", func(o *Options) { o.RingBufferSize = page }, nil},
+		{"kprobe", func(o *Options) { o.Probe = ProbeKprobe }, nil},
+		{"tracepoint", func(o *Options) { o.Probe = ProbeTracepoint }, nil},
+		{"comms of 1 and 15 bytes", func(o *Options) {
+			o.Filter = Filter{Comms: []string{"a", "abcdefghijklmno"}, ExcludeComms: []string{"b"}}
+		}, nil},
+		{"no events: ring buffer size unused", func(o *Options) { o.Events = false; o.RingBufferSize = 0 }, nil},
+		{"unknown probe", func(o *Options) { o.Probe = "uprobe" }, []string{`unknown probe "uprobe"`}},
+		{"empty probe", func(o *Options) { o.Probe = "" }, []string{`unknown probe ""`}},
+		{"ring buffer not a power of two", func(o *Options) { o.RingBufferSize = 3 * page }, []string{"ring buffer size", "power of two"}},
+		{"ring buffer below a page", func(o *Options) { o.RingBufferSize = page / 2 }, []string{"ring buffer size", "at least one page"}},
+		{"ring buffer zero", func(o *Options) { o.RingBufferSize = 0 }, []string{"ring buffer size 0"}},
+		{"ring buffer negative", func(o *Options) { o.RingBufferSize = -page }, []string{"ring buffer size"}},
+		{"comm too long", func(o *Options) { o.Filter.Comms = []string{"abcdefghijklmnop"} }, []string{`comm "abcdefghijklmnop"`, "1 to 15 bytes"}},
+		{"comm empty", func(o *Options) { o.Filter.Comms = []string{""} }, []string{`comm ""`}},
+		{"exclude comm too long", func(o *Options) { o.Filter.ExcludeComms = []string{"x", "0123456789abcdefg"} }, []string{`comm "0123456789abcdefg"`}},
+		{"exclude comm empty", func(o *Options) { o.Filter.ExcludeComms = []string{""} }, []string{`comm ""`}},
+		{"every error at once", func(o *Options) {
+			o.Probe = "nope"
+			o.RingBufferSize = 1000
+			o.Filter.Comms = []string{"abcdefghijklmnopq"}
+			o.Filter.ExcludeComms = []string{""}
+		}, []string{`unknown probe "nope"`, "ring buffer size 1000", `comm "abcdefghijklmnopq"`, `comm ""`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := ok
+			tt.modify(&o)
+			err := o.validate()
+			if len(tt.wantErr) == 0 {
+				require.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tt.wantErr {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func writeProfile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "kprobe_profile")
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	return path
+}
+
+func TestKprobeProfileMissed(t *testing.T) {
+	// The kernel prints "  %-44s %15lu %15lu\n": event name, hits, missed.
+	line := func(event string, hits, missed uint64) string {
+		return fmt.Sprintf("  %-44s %15d %15d\n", event, hits, missed)
+	}
+	tests := []struct {
+		name    string
+		content string
+		symbols []string
+		want    uint64
+	}{
+		{
+			name:    "symbol as the event name",
+			content: "  __x64_sys_mremap      12      3\n",
+			symbols: []string{"__x64_sys_mremap"},
+			want:    3,
+		},
+		{
+			name: "event named by cilium/ebpf from the symbol",
+			content: line("_x64_sys_mremap", 1200, 7) +
+				line("_ia32_sys_mremap", 4, 2),
+			symbols: []string{"__x64_sys_mremap", "__ia32_sys_mremap"},
+			want:    9,
+		},
+		{
+			name: "other events are ignored",
+			content: line("do_sys_open", 100, 50) +
+				line("_x64_sys_mremap", 12, 3) +
+				line("_x64_sys_mmap", 12, 11) +
+				line("_ia32_sys_mremap", 1, 1),
+			symbols: []string{"__x64_sys_mremap"},
+			want:    3,
+		},
+		{
+			name:    "lines that are not three fields are ignored",
+			content: "\n  _x64_sys_mremap 1\n  _x64_sys_mremap 1 2 3\n" + line("_x64_sys_mremap", 5, 4),
+			symbols: []string{"__x64_sys_mremap"},
+			want:    4,
+		},
+		{
+			name:    "empty file",
+			content: "",
+			symbols: []string{"__x64_sys_mremap"},
+			want:    0,
+		},
+		{
+			name:    "no symbols",
+			content: line("_x64_sys_mremap", 12, 3),
+			symbols: nil,
+			want:    0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := kprobeProfileMissed(writeProfile(t, tt.content), tt.symbols)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestKprobeProfileMissedErrors(t *testing.T) {
+	path := writeProfile(t, "  _x64_sys_mremap      12      3x\n")
+	_, err := kprobeProfileMissed(path, []string{"__x64_sys_mremap"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), path)
+	assert.Contains(t, err.Error(), "3x")
+
+	// A malformed line of another event does not matter.
+	path = writeProfile(t, "  do_sys_open  1  many\n  _x64_sys_mremap  1  2\n")
+	n, err := kprobeProfileMissed(path, []string{"__x64_sys_mremap"})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), n)
+
+	_, err = kprobeProfileMissed(filepath.Join(t.TempDir(), "missing"), []string{"__x64_sys_mremap"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "read kretprobe misses")
+}
+
+func TestTracefsEventName(t *testing.T) {
+	tests := map[string]string{
+		"__x64_sys_mremap":   "_x64_sys_mremap",
+		"__ia32_sys_mremap":  "_ia32_sys_mremap",
+		"__arm64_sys_mremap": "_arm64_sys_mremap",
+		"sys_mremap":         "sys_mremap",
+		"do_foo.isra.0":      "do_foo_isra_0",
+		"a--b":               "a_b",
+	}
+	for in, want := range tests {
+		assert.Equal(t, want, tracefsEventName(in), "tracefsEventName(%q)", in)
+	}
+}

@@ -1,0 +1,229 @@
+package mremapreceiver
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
+	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
+)
+
+// loadConfig unmarshals the configuration of id from testdata/config.yaml
+// over the factory's defaults, as the Collector does.
+func loadConfig(t *testing.T, id component.ID) (*Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", "config.yaml"))
+	require.NoError(t, err)
+	sub, err := cm.Sub(id.String())
+	require.NoError(t, err)
+	cfg := NewFactory().CreateDefaultConfig()
+	err = sub.Unmarshal(&cfg)
+	return cfg.(*Config), err
+}
+
+// ignoreSetByUser ignores mdatagen's record of which keys the user set.
+var ignoreSetByUser = cmpopts.IgnoreUnexported(
+	metadata.MremapCallsMetricConfig{},
+	metadata.MremapEventsDroppedMetricConfig{},
+	metadata.MremapMovesMetricConfig{},
+	metadata.ResourceAttributeConfig{},
+)
+
+func TestLoadConfig(t *testing.T) {
+	custom := createDefaultConfig()
+	custom.Probe = "tracepoint"
+	custom.CollectionInterval = 30 * time.Second
+	custom.RingBufferSize = 1 << 20
+	custom.MaxEventsPerSecond = 500
+	custom.Filter = FilterConfig{
+		PIDs:         []int{1, 4242},
+		Comms:        []string{"postgres", "java"},
+		ExcludeComms: []string{"systemd-journal"},
+		MinSizeDelta: 65536,
+		ErrorsOnly:   true,
+	}
+	custom.Metrics.MremapMoves.Enabled = false
+	custom.Metrics.MremapSizeDelta.Enabled = false
+	custom.ResourceAttributes.HostName.Enabled = false
+
+	tests := []struct {
+		id   component.ID
+		want *Config
+	}{
+		{component.NewID(metadata.Type), createDefaultConfig()},
+		{component.NewIDWithName(metadata.Type, "custom"), custom},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id.String(), func(t *testing.T) {
+			cfg, err := loadConfig(t, tt.id)
+			require.NoError(t, err)
+			if diff := cmp.Diff(tt.want, cfg, ignoreSetByUser); diff != "" {
+				t.Errorf("config of %s (-want +got):\n%s", tt.id, diff)
+			}
+			assert.NoError(t, cfg.Validate())
+		})
+	}
+}
+
+func TestDefaultConfig(t *testing.T) {
+	cfg := createDefaultConfig()
+	assert.Equal(t, "auto", cfg.Probe)
+	assert.Equal(t, 10*time.Second, cfg.CollectionInterval)
+	assert.Equal(t, 4194304, cfg.RingBufferSize)
+	assert.Equal(t, 0, cfg.MaxEventsPerSecond)
+	assert.Equal(t, FilterConfig{}, cfg.Filter)
+	assert.True(t, cfg.Metrics.MremapCalls.Enabled)
+	assert.True(t, cfg.Metrics.MremapMoves.Enabled)
+	assert.True(t, cfg.Metrics.MremapEventsDropped.Enabled)
+	assert.True(t, cfg.Metrics.MremapSizeDelta.Enabled)
+	assert.True(t, cfg.Metrics.MremapDuration.Enabled)
+	assert.True(t, cfg.ResourceAttributes.HostName.Enabled)
+	assert.NoError(t, cfg.Validate())
+}
+
+func TestLoadConfigUnknownKeys(t *testing.T) {
+	tests := []struct {
+		name string
+		keys []string // each must be in the error
+	}{
+		{"typo", []string{"ring_bufer_size"}},
+		{"filter_typo", []string{"filter", "pid"}},
+		{"metric_typo", []string{"mremap.size_delta"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(t, component.NewIDWithName(metadata.Type, tt.name))
+			require.Error(t, err)
+			for _, k := range tt.keys {
+				assert.Contains(t, err.Error(), k)
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	page := os.Getpagesize()
+	tests := []struct {
+		name   string
+		modify func(c *Config)
+		// want are substrings of the error: the key, and the rule.
+		want []string
+	}{
+		{"unknown probe", func(c *Config) { c.Probe = "fentry" }, []string{"probe:", `"fentry"`, "auto, kprobe or tracepoint"}},
+		{"empty probe", func(c *Config) { c.Probe = "" }, []string{"probe:", "auto, kprobe or tracepoint"}},
+		{"probe in capitals", func(c *Config) { c.Probe = "KPROBE" }, []string{"probe:"}},
+		{"ring_buffer_size not a power of two", func(c *Config) { c.RingBufferSize = 3 * page }, []string{"ring_buffer_size", "power of two"}},
+		{"ring_buffer_size below a page", func(c *Config) { c.RingBufferSize = page / 2 }, []string{"ring_buffer_size", "one page"}},
+		{"ring_buffer_size zero", func(c *Config) { c.RingBufferSize = 0 }, []string{"ring_buffer_size"}},
+		{"ring_buffer_size negative", func(c *Config) { c.RingBufferSize = -4096 }, []string{"ring_buffer_size"}},
+		{"ring_buffer_size above 2 GiB", func(c *Config) { c.RingBufferSize = 1 << 32 }, []string{"ring_buffer_size", "2 GiB"}},
+		{"collection_interval zero", func(c *Config) { c.CollectionInterval = 0 }, []string{"collection_interval", "positive"}},
+		{"collection_interval negative", func(c *Config) { c.CollectionInterval = -time.Second }, []string{"collection_interval", "positive"}},
+		{"max_events_per_second negative", func(c *Config) { c.MaxEventsPerSecond = -1 }, []string{"max_events_per_second", "negative"}},
+		{"min_size_delta negative", func(c *Config) { c.Filter.MinSizeDelta = -1 }, []string{"filter::min_size_delta", "negative"}},
+		{"pid zero", func(c *Config) { c.Filter.PIDs = []int{0} }, []string{"filter::pids[0]", "positive"}},
+		{"pid negative", func(c *Config) { c.Filter.PIDs = []int{1, -5} }, []string{"filter::pids[1]", "positive"}},
+		{"pid too large", func(c *Config) { c.Filter.PIDs = []int{math.MaxInt32 + 1} }, []string{"filter::pids[0]"}},
+		{"comm too long", func(c *Config) { c.Filter.Comms = []string{"abcdefghijklmnop"} }, []string{"filter::comms[0]", "15"}},
+		{"comm empty", func(c *Config) { c.Filter.Comms = []string{"sh", ""} }, []string{"filter::comms[1]"}},
+		{"exclude_comms empty", func(c *Config) { c.Filter.ExcludeComms = []string{""} }, []string{"filter::exclude_comms[0]"}},
+		{"exclude_comms too long", func(c *Config) { c.Filter.ExcludeComms = []string{"ok", "0123456789abcdefg"} }, []string{"filter::exclude_comms[1]", "15"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig()
+			tt.modify(cfg)
+			err := cfg.Validate()
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestConfigValidateGoodValues(t *testing.T) {
+	page := os.Getpagesize()
+	tests := []struct {
+		name   string
+		modify func(c *Config)
+	}{
+		{"kprobe", func(c *Config) { c.Probe = "kprobe" }},
+		{"tracepoint", func(c *Config) { c.Probe = "tracepoint" }},
+		{"one page", func(c *Config) { c.RingBufferSize = page }},
+		{"2 GiB", func(c *Config) { c.RingBufferSize = 1 << 31 }},
+		{"1ns interval", func(c *Config) { c.CollectionInterval = time.Nanosecond }},
+		{"a cap", func(c *Config) { c.MaxEventsPerSecond = 1 }},
+		{"comm of 15", func(c *Config) { c.Filter.Comms = []string{"abcdefghijklmno"} }},
+		{"max pid", func(c *Config) { c.Filter.PIDs = []int{1, math.MaxInt32} }},
+		{"min_size_delta", func(c *Config) { c.Filter.MinSizeDelta = 1 << 40 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := createDefaultConfig()
+			tt.modify(cfg)
+			assert.NoError(t, cfg.Validate())
+		})
+	}
+}
+
+func TestConfigValidateNamesEveryBadKey(t *testing.T) {
+	cfg := createDefaultConfig()
+	cfg.Probe = "nope"
+	cfg.CollectionInterval = 0
+	cfg.RingBufferSize = 1000
+	cfg.MaxEventsPerSecond = -3
+	cfg.Filter = FilterConfig{
+		PIDs:         []int{-1},
+		Comms:        []string{"a-name-of-sixteen"},
+		ExcludeComms: []string{""},
+		MinSizeDelta: -1,
+	}
+	err := cfg.Validate()
+	require.Error(t, err)
+	keys := []string{
+		"probe:", "collection_interval", "ring_buffer_size", "max_events_per_second",
+		"filter::pids[0]", "filter::comms[0]", "filter::exclude_comms[0]", "filter::min_size_delta",
+	}
+	for _, k := range keys {
+		assert.Contains(t, err.Error(), k)
+	}
+	// One error per key, one per line.
+	assert.Len(t, strings.Split(err.Error(), "\n"), len(keys))
+}
+
+func TestTracerOptions(t *testing.T) {
+	cfg, err := loadConfig(t, component.NewIDWithName(metadata.Type, "custom"))
+	require.NoError(t, err)
+	want := tracer.Options{
+		Probe:              tracer.ProbeTracepoint,
+		Events:             true,
+		RingBufferSize:     1 << 20,
+		MaxEventsPerSecond: 500,
+		Filter: tracer.Filter{
+			PIDs:         []uint32{1, 4242},
+			Comms:        []string{"postgres", "java"},
+			ExcludeComms: []string{"systemd-journal"},
+			MinSizeDelta: 65536,
+			ErrorsOnly:   true,
+		},
+	}
+	assert.Equal(t, want, cfg.tracerOptions(true))
+	want.Events = false
+	assert.Equal(t, want, cfg.tracerOptions(false))
+
+	def := createDefaultConfig().tracerOptions(true)
+	assert.Equal(t, tracer.ProbeAuto, def.Probe)
+	assert.Equal(t, tracer.Filter{}, def.Filter)
+}
