@@ -31,6 +31,9 @@ const MaxCommLen = 15
 // cilium/ebpf create the probe through tracefs.
 const kretprobeMaxActive = 4096
 
+// clockRefresh is how often Read measures the clock offset again.
+const clockRefresh = time.Minute
+
 // ErrClosed is returned by Read after Close.
 var ErrClosed = errors.New("tracer closed")
 
@@ -77,6 +80,7 @@ type Tracer struct {
 	reader     *ringbuf.Reader
 	record     ringbuf.Record
 	clock      Clock
+	clockAt    time.Time // when clock was measured
 	stopped    atomic.Bool
 }
 
@@ -164,7 +168,7 @@ func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
 		return nil, err
 	}
 
-	t := &Tracer{probe: probe, tracefs: tracefs, clock: NewClock()}
+	t := &Tracer{probe: probe, tracefs: tracefs, clock: NewClock(), clockAt: time.Now()}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -378,6 +382,11 @@ func (t *Tracer) Read() (mremap.Call, error) {
 			return mremap.Call{}, ErrClosed
 		}
 		return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
+	}
+	// The real-time clock is stepped and slewed (NTP) while the monotonic
+	// one is not: measure the offset between them again now and then.
+	if time.Since(t.clockAt) > clockRefresh {
+		t.clock, t.clockAt = NewClock(), time.Now()
 	}
 	return decodeEvent(t.record.RawSample, t.clock)
 }
