@@ -311,14 +311,21 @@ static __always_inline int on_exit(long ret)
 	return 0;
 }
 
+// A syscalls:sys_{enter,exit}_<name> record is struct syscall_trace_enter or
+// syscall_trace_exit (an int nr after the common fields), not the
+// raw_syscalls:sys_{enter,exit} layout (trace_event_raw_sys_enter/exit, a
+// long id). The two agree only while struct trace_entry is 8 bytes: on
+// kernels whose trace_entry is longer (Debian's 6.1 PREEMPT_RT kernel adds
+// common_preempt_lazy_count) the raw layout puts the arguments 8 bytes too
+// far, past the end of the record, and the kernel refuses the attach (EACCES).
 SEC("tracepoint/syscalls/sys_enter_mremap")
-int tracepoint_enter(struct trace_event_raw_sys_enter *ctx)
+int tracepoint_enter(struct syscall_trace_enter *ctx)
 {
 	return on_enter(ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[3], ctx->args[4]);
 }
 
 SEC("tracepoint/syscalls/sys_exit_mremap")
-int tracepoint_exit(struct trace_event_raw_sys_exit *ctx)
+int tracepoint_exit(struct syscall_trace_exit *ctx)
 {
 	return on_exit(ctx->ret);
 }

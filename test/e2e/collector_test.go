@@ -40,7 +40,16 @@ type collector struct {
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	dir    string
+	ready  time.Time // when it logged "Everything is ready"
 }
+
+// signalGrace is how long after "Everything is ready" stop waits before it
+// sends SIGTERM. otelcol logs that line before it installs its SIGTERM
+// handler (Collector.Run: service start, then signal.Notify), so a SIGTERM
+// at once may find Go's default action and kill the collector without a
+// shutdown. The window is tiny on real hardware but long on an emulated
+// CPU (the kernel VM suite hit it).
+const signalGrace = 500 * time.Millisecond
 
 func startCollector(t *testing.T, bin, config string) *collector {
 	t.Helper()
@@ -72,6 +81,7 @@ func startCollector(t *testing.T, bin, config string) *collector {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	c.ready = time.Now()
 	return c
 }
 
@@ -82,6 +92,7 @@ func (c *collector) exited() bool {
 // stop sends SIGTERM, as systemd or the kubelet would, and waits.
 func (c *collector) stop(t *testing.T) {
 	t.Helper()
+	time.Sleep(time.Until(c.ready.Add(signalGrace)))
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
