@@ -13,7 +13,7 @@ CLANG ?= clang-19
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench clean fmt vet
+.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-bpftrace clean fmt vet
 
 all: build
 
@@ -48,9 +48,9 @@ vet:
 test-kernel: build
 	MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) $(GO) test -p 1 -count=1 ./...
 
-## test-unit: the tests that need neither root nor a kernel
+## test-unit: the tests that need neither root nor a kernel (-short skips the others)
 test-unit:
-	$(GO) test -count=1 ./internal/mremap/ ./receiver/mremapreceiver/internal/...
+	$(GO) test -short -count=1 ./internal/... ./receiver/...
 
 ## test-vm: the real-kernel tests inside QEMU on Debian's 6.1 kernels, with kprobes
 test-vm: build
@@ -71,6 +71,10 @@ vmlinux:
 ## bench: benchmarks
 bench: build
 	MREMAP_HELPER=$(CURDIR)/$(HELPER) $(GO) test -p 1 -run '^$$' -bench . -benchmem ./...
+
+## bench-bpftrace: per-call cost of observing a tight mremap loop: nothing, bpftrace, the collector (needs root)
+bench-bpftrace: build
+	test/bench/bpftrace.sh
 
 clean:
 	rm -rf bin build

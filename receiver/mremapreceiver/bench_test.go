@@ -1,0 +1,140 @@
+package mremapreceiver
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/receiver/receivertest"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
+	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
+)
+
+// benchCalls is n calls spread round-robin over procs processes, a mix of
+// grows, shrinks, moves and failures.
+func benchCalls(n, procs int) []observedCall {
+	const page = 4096
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	calls := make([]observedCall, n)
+	for i := range calls {
+		p := i % procs
+		c := mremap.Call{
+			Enter:    base.Add(time.Duration(i) * time.Microsecond),
+			Exit:     base.Add(time.Duration(i)*time.Microsecond + 2*time.Microsecond),
+			Duration: 2 * time.Microsecond,
+			Process: mremap.Process{
+				PID:  uint32(1000 + p),
+				PPID: 1,
+				UID:  1000,
+				Comm: fmt.Sprintf("proc-%d", p),
+			},
+			TID:        uint32(1000 + p),
+			OldAddress: 0x7f3a2c000000 + uint64(i)*16*page,
+			OldSize:    page,
+			NewSize:    2 * page,
+		}
+		switch i % 4 {
+		case 0: // grow in place
+			c.Return = int64(c.OldAddress)
+		case 1: // maymove
+			c.Flags = mremap.FlagMayMove
+			c.Return = int64(c.OldAddress + 0x100000)
+		case 2: // fixed
+			c.Flags = mremap.FlagMayMove | mremap.FlagFixed
+			c.NewAddress = c.OldAddress + 0x200000
+			c.Return = int64(c.NewAddress)
+		case 3: // EINVAL
+			c.OldAddress++
+			c.Flags = mremap.FlagMayMove
+			c.Return = -22
+		}
+		calls[i] = observedCall{Call: c, proc: processInfo{
+			exePath:     fmt.Sprintf("/usr/bin/proc-%d", p),
+			containerID: fmt.Sprintf("%064x", p),
+		}}
+	}
+	return calls
+}
+
+func BenchmarkToLogs(b *testing.B) {
+	calls := benchCalls(1024, 8)
+	c := newLogConverter(createDefaultConfig(), "bench-host", string(tracer.ProbeTracepoint))
+	observed := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		ld := c.toLogs(calls, observed)
+		if ld.LogRecordCount() != len(calls) {
+			b.Fatalf("%d log records, want %d", ld.LogRecordCount(), len(calls))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(calls)), "ns/record")
+}
+
+// benchAggregates has 25 process names, each with 8 call outcomes (200
+// call keys), a grow and a shrink size histogram each, and one duration
+// histogram per move kind and result.
+func benchAggregates() *tracer.Aggregates {
+	const errnoEINVAL, errnoENOMEM = 22, 12
+	outcomes := []struct {
+		resize mremap.Resize
+		move   mremap.Move
+		errno  uint16
+	}{
+		{mremap.ResizeGrow, mremap.MoveNone, 0},
+		{mremap.ResizeShrink, mremap.MoveNone, 0},
+		{mremap.ResizeGrow, mremap.MoveMayMove, 0},
+		{mremap.ResizeNone, mremap.MoveFixed, 0},
+		{mremap.ResizeNone, mremap.MoveDontUnmap, 0},
+		{mremap.ResizeGrow, mremap.MoveNone, errnoEINVAL},
+		{mremap.ResizeNone, mremap.MoveFixed, errnoEINVAL},
+		{mremap.ResizeGrow, mremap.MoveNone, errnoENOMEM},
+	}
+	hist := func(seed int) tracer.Histogram {
+		var h tracer.Histogram
+		for k := 10; k < 24; k++ {
+			h.Counts[k] = uint64(seed*k + 1)
+			h.Sum += h.Counts[k] << k
+		}
+		return h
+	}
+	a := &tracer.Aggregates{Drops: tracer.Drops{RingBufferFull: 3}}
+	for p := 0; p < 25; p++ {
+		comm := fmt.Sprintf("proc-%d", p)
+		for i, o := range outcomes {
+			a.Calls = append(a.Calls, tracer.CallCount{
+				Comm: comm, Resize: o.resize, Move: o.move, Errno: o.errno, Count: uint64(100*p + i + 1),
+			})
+		}
+		a.SizeDeltas = append(a.SizeDeltas,
+			tracer.SizeDeltas{Comm: comm, Resize: mremap.ResizeGrow, Histogram: hist(p)},
+			tracer.SizeDeltas{Comm: comm, Resize: mremap.ResizeShrink, Histogram: hist(p + 1)})
+	}
+	seen := map[[2]uint16]bool{}
+	for i, o := range outcomes {
+		k := [2]uint16{uint16(o.move), o.errno}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		a.Durations = append(a.Durations, tracer.Durations{Move: o.move, Errno: o.errno, Histogram: hist(i)})
+	}
+	return a
+}
+
+func BenchmarkToMetrics(b *testing.B) {
+	a := benchAggregates()
+	start := pcommon.NewTimestampFromTime(time.Now())
+	c := newMetricConverter(createDefaultConfig(), receivertest.NewNopSettings(metadata.Type), "bench-host", start)
+	now := pcommon.NewTimestampFromTime(time.Now())
+	b.ReportAllocs()
+	for b.Loop() {
+		md := c.toMetrics(a, now)
+		if md.DataPointCount() == 0 {
+			b.Fatal("no data points")
+		}
+	}
+	b.Logf("%d call keys, %d data points", len(a.Calls), c.toMetrics(a, now).DataPointCount())
+}
