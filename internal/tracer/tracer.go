@@ -76,6 +76,7 @@ type Tracer struct {
 	// returns are reported as Drops.ProbeMissed.
 	retprobes  []link.Link
 	retSymbols []string
+	retEvents  map[string]bool // our tracefs kretprobe events, "group/event"
 	tracefs    string
 	reader     *ringbuf.Reader
 	record     ringbuf.Record
@@ -168,7 +169,7 @@ func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
 		return nil, err
 	}
 
-	t := &Tracer{probe: probe, tracefs: tracefs, clock: NewClock(), clockAt: time.Now()}
+	t := &Tracer{probe: probe, tracefs: tracefs, clock: NewClock(), clockAt: time.Now(), retEvents: map[string]bool{}}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -210,6 +211,7 @@ func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
 		if err := t.fillFilters(opts.Filter); err != nil {
 			return nil, err
 		}
+		removeStaleKprobes(tracefs)
 		native, compat := syscallSymbols()
 		present, err := kallsymsHas(compat...)
 		if err != nil {
@@ -337,10 +339,14 @@ func (t *Tracer) attachTracepoint(name string, prog *ebpf.Program) error {
 }
 
 func (t *Tracer) attachKretprobe(sym string, prog *ebpf.Program) error {
-	l, err := link.Kretprobe(sym, prog, &link.KprobeOptions{RetprobeMaxActive: kretprobeMaxActive})
+	// With maxactive the kretprobe is made through tracefs; note which
+	// event is ours, to read its misses from kprobe_profile.
+	before, _ := kprobeEvents(t.tracefs)
+	opts := &link.KprobeOptions{RetprobeMaxActive: kretprobeMaxActive, TraceFSPrefix: tracefsGroupPrefix}
+	l, err := link.Kretprobe(sym, prog, opts)
 	if errors.Is(err, link.ErrNotSupported) {
 		// Kernels before 4.12 cannot set maxactive; take the default.
-		l, err = link.Kretprobe(sym, prog, nil)
+		l, err = link.Kretprobe(sym, prog, &link.KprobeOptions{TraceFSPrefix: tracefsGroupPrefix})
 	}
 	if err != nil {
 		return fmt.Errorf("attach kretprobe %s: %w", sym, err)
@@ -348,6 +354,11 @@ func (t *Tracer) attachKretprobe(sym string, prog *ebpf.Program) error {
 	t.links = append(t.links, l)
 	t.retprobes = append(t.retprobes, l)
 	t.retSymbols = append(t.retSymbols, sym)
+	if after, err := kprobeEvents(t.tracefs); err == nil {
+		for _, ev := range newEvents(before, after, sym) {
+			t.retEvents[ev] = true
+		}
+	}
 	return nil
 }
 
@@ -494,7 +505,7 @@ func (t *Tracer) ReadAggregates() (*Aggregates, error) {
 
 // probeMissed sums the returns the kernel missed on our kretprobes. Since
 // Linux 6.6 the link reports them; before, a kretprobe made through tracefs
-// shows them in kprobe_profile.
+// shows them in kprobe_profile, under its event name.
 func (t *Tracer) probeMissed() (uint64, error) {
 	var total uint64
 	var fromProfile []string
@@ -513,6 +524,14 @@ func (t *Tracer) probeMissed() (uint64, error) {
 	if len(fromProfile) == 0 {
 		return total, nil
 	}
+	if len(t.retEvents) > 0 {
+		missed, err := tracefsMissed(t.tracefs, t.retEvents)
+		if err != nil {
+			return 0, err
+		}
+		return total + missed, nil
+	}
+	// Our events could not be identified: count every event of the name.
 	missed, err := kprobeProfileMissed(t.tracefs+"/kprobe_profile", fromProfile)
 	if err != nil {
 		return 0, err

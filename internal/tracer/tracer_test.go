@@ -370,3 +370,46 @@ func TestStopDeliversWhatIsLeft(t *testing.T) {
 		t.Errorf("last call %v, want %+v", calls[len(calls)-1], made[len(made)-1])
 	}
 }
+
+// A collector killed without a shutdown leaves its tracefs kretprobes
+// behind; the next start removes them, and counts only its own misses.
+func TestStaleKprobesRemoved(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	if !mremaptest.HasKprobes() {
+		if os.Getenv("MREMAP_REQUIRE_PROBES") != "" {
+			t.Fatal("kprobes required by MREMAP_REQUIRE_PROBES but unavailable")
+		}
+		t.Skip("skipped: this kernel has no kprobes (the kernel VM suite runs it)")
+	}
+	tracefs, err := tracefsPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	native, _ := syscallSymbols()
+	stale := tracefsGroupPrefix + "_00000000deadbeef/" + tracefsEventName(native)
+	f, err := os.OpenFile(tracefs+"/kprobe_events", os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteString("r:" + stale + " " + native + "\n")
+	f.Close()
+	if err != nil {
+		t.Fatalf("create a stale kretprobe event: %v", err)
+	}
+	tr := newTracer(t, Options{Probe: ProbeKprobe, Filter: helperOnly()})
+	events, err := kprobeEvents(tracefs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if ev == stale {
+			t.Errorf("stale event %s still registered after start: %v", stale, events)
+		}
+	}
+	if len(tr.retEvents) == 0 {
+		t.Errorf("the tracer did not identify its kretprobe events among %v", events)
+	}
+	if _, err := tr.ReadAggregates(); err != nil {
+		t.Errorf("ReadAggregates: %v", err)
+	}
+}
