@@ -54,7 +54,7 @@ func benchCalls(n, procs int) []observedCall {
 		calls[i] = observedCall{Call: c, proc: processInfo{
 			exePath:     fmt.Sprintf("/usr/bin/proc-%d", p),
 			containerID: fmt.Sprintf("%064x", p),
-		}}
+		}, observed: time.Now()}
 	}
 	return calls
 }
@@ -62,10 +62,9 @@ func benchCalls(n, procs int) []observedCall {
 func BenchmarkToLogs(b *testing.B) {
 	calls := benchCalls(1024, 8)
 	c := newLogConverter(createDefaultConfig(), "bench-host", string(tracer.ProbeTracepoint))
-	observed := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		ld := c.toLogs(calls, observed)
+		ld := c.toLogs(calls)
 		if ld.LogRecordCount() != len(calls) {
 			b.Fatalf("%d log records, want %d", ld.LogRecordCount(), len(calls))
 		}

@@ -1,8 +1,6 @@
 package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
 
 import (
-	"time"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
@@ -29,11 +27,10 @@ type resourceKey struct {
 	comm string
 }
 
-// toLogs converts a batch of calls; observed is when they were read.
-func (c *logConverter) toLogs(calls []observedCall, observed time.Time) plog.Logs {
+// toLogs converts a batch of calls.
+func (c *logConverter) toLogs(calls []observedCall) plog.Logs {
 	ld := plog.NewLogs()
 	scopes := map[resourceKey]plog.ScopeLogs{}
-	obs := pcommon.NewTimestampFromTime(observed)
 	for i := range calls {
 		call := &calls[i].Call
 		k := resourceKey{call.Process.PID, call.Process.Comm}
@@ -45,7 +42,7 @@ func (c *logConverter) toLogs(calls []observedCall, observed time.Time) plog.Log
 			sl.Scope().SetName(metadata.ScopeName)
 			scopes[k] = sl
 		}
-		setLogRecord(sl.LogRecords().AppendEmpty(), call, c.probe, obs)
+		setLogRecord(sl.LogRecords().AppendEmpty(), call, c.probe, pcommon.NewTimestampFromTime(calls[i].observed))
 	}
 	return ld
 }

@@ -34,12 +34,13 @@ func fakeProc(t *testing.T, root string, pid uint32, exe, cgroup string) {
 }
 
 // observe pairs calls with what the /proc at procRoot says of their
-// processes, as the receiver does when it reads them.
+// processes and the time they were read (observed), as the receiver does
+// when it reads them.
 func observe(procRoot string, calls ...mremap.Call) []observedCall {
 	procs := newProcessCache(procRoot)
 	out := make([]observedCall, len(calls))
 	for i, c := range calls {
-		out[i] = observedCall{c, procs.lookup(c.Process.PID, c.Process.Comm)}
+		out[i] = observedCall{Call: c, proc: procs.lookup(c.Process.PID, c.Process.Comm), observed: observed}
 	}
 	return out
 }
@@ -86,7 +87,7 @@ func TestToLogs(t *testing.T) {
 	fakeProc(t, root, java.PID, "/usr/lib/jvm/bin/java (deleted)", "0::/user.slice/user-1000.slice/session-3.scope\n")
 
 	c := &logConverter{hostName: "host-a", probe: "tracepoint"}
-	ld := c.toLogs(observe(root, testCalls()...), observed)
+	ld := c.toLogs(observe(root, testCalls()...))
 
 	require.Equal(t, 2, ld.ResourceLogs().Len(), "one ResourceLogs per process")
 	assert.Equal(t, 3, ld.LogRecordCount())
@@ -242,7 +243,7 @@ func TestToLogsAttributeValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ld := c.toLogs(observe(t.TempDir(), tt.call), observed)
+			ld := c.toLogs(observe(t.TempDir(), tt.call))
 			require.Equal(t, 1, ld.LogRecordCount())
 			attrs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Attributes().AsRaw()
 			for k, v := range tt.want {
@@ -261,7 +262,7 @@ func TestToLogsResources(t *testing.T) {
 
 	// No host name, and a process /proc no longer knows: only what the
 	// kernel reported.
-	ld := c.toLogs(observe(root, mremap.Call{Process: postgres, Return: 1}), observed)
+	ld := c.toLogs(observe(root, mremap.Call{Process: postgres, Return: 1}))
 	require.Equal(t, 1, ld.ResourceLogs().Len())
 	assert.Equal(t, map[string]any{
 		"process.pid":             int64(100),
@@ -273,7 +274,7 @@ func TestToLogsResources(t *testing.T) {
 	// One pid with two comms (an exec between calls) is two resources.
 	execd := postgres
 	execd.Comm = "psql"
-	ld = c.toLogs(observe(root, mremap.Call{Process: postgres}, mremap.Call{Process: execd}, mremap.Call{Process: postgres}, mremap.Call{Process: java}), observed)
+	ld = c.toLogs(observe(root, mremap.Call{Process: postgres}, mremap.Call{Process: execd}, mremap.Call{Process: postgres}, mremap.Call{Process: java}))
 	require.Equal(t, 3, ld.ResourceLogs().Len())
 	var comms []string
 	var counts []int
@@ -286,7 +287,7 @@ func TestToLogsResources(t *testing.T) {
 	assert.Equal(t, []string{"postgres", "psql", "java"}, comms)
 	assert.Equal(t, []int{2, 1, 1}, counts)
 
-	assert.Equal(t, 0, c.toLogs(nil, observed).ResourceLogs().Len())
+	assert.Equal(t, 0, c.toLogs(nil).ResourceLogs().Len())
 }
 
 func TestNewLogConverterHostName(t *testing.T) {
@@ -297,7 +298,7 @@ func TestNewLogConverterHostName(t *testing.T) {
 
 	cfg.ResourceAttributes.HostName.Enabled = false
 	c = newLogConverter(cfg, "host-a", "kprobe")
-	ld := c.toLogs(observe(t.TempDir(), mremap.Call{Process: java}), observed)
+	ld := c.toLogs(observe(t.TempDir(), mremap.Call{Process: java}))
 	_, ok := ld.ResourceLogs().At(0).Resource().Attributes().Get("host.name")
 	assert.False(t, ok, "host.name disabled")
 }

@@ -95,11 +95,13 @@ func (r *mremapReceiver) start() error {
 	return nil
 }
 
-// observedCall is a call with what /proc said of its process when the call
-// was read: looked up at once, while short-lived processes still exist.
+// observedCall is a call with when the receiver read it (the record's
+// ObservedTimestamp) and what /proc said of its process then: looked up at
+// once, while short-lived processes still exist.
 type observedCall struct {
 	mremap.Call
-	proc processInfo
+	proc     processInfo
+	observed time.Time
 }
 
 // readCalls moves calls from the ring buffer to the batcher. When the
@@ -118,7 +120,7 @@ func (r *mremapReceiver) readCalls(out chan<- observedCall) {
 			r.set.Logger.Error("reading mremap calls", zap.Error(err))
 			continue
 		}
-		out <- observedCall{c, procs.lookup(c.Process.PID, c.Process.Comm)}
+		out <- observedCall{Call: c, proc: procs.lookup(c.Process.PID, c.Process.Comm), observed: time.Now()}
 	}
 }
 
@@ -133,7 +135,7 @@ func (r *mremapReceiver) sendLogs(in <-chan observedCall) {
 		if len(batch) == 0 {
 			return
 		}
-		ld := conv.toLogs(batch, time.Now())
+		ld := conv.toLogs(batch)
 		ctx := r.obs.StartLogsOp(context.Background())
 		err := r.logs.ConsumeLogs(ctx, ld)
 		r.obs.EndLogsOp(ctx, metadata.Type.String(), len(batch), err)
