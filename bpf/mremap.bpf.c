@@ -31,6 +31,10 @@ const volatile bool filter_comms = false;      // comm_filter holds the comms to
 const volatile bool filter_exclude_comms = false; // comm_exclude holds comms to drop
 const volatile __u64 min_size_delta = 0;       // bytes
 const volatile __u64 max_events_per_second = 0; // 0 = no cap
+// Wake the reader only once this many bytes are pending (0: on every
+// record). Waking user space per record costs more than the record; the
+// reader also polls on a short timer, so a few records never wait long.
+const volatile __u64 wakeup_bytes = 0;
 
 // Calls between entry and exit, keyed by pid_tgid. An LRU map, so that
 // entries of threads that never returned (killed in the syscall, or a missed
@@ -307,7 +311,11 @@ static __always_inline int on_exit(long ret)
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	__builtin_memcpy(e->comm, comm.name, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	__u64 wakeup = 0;
+	if (wakeup_bytes)
+		wakeup = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										: BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, wakeup);
 	return 0;
 }
 

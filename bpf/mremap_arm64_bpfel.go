@@ -133,6 +133,7 @@ const (
 	MremapVarUnusedEvent        = "unused_event"
 	MremapVarUnusedMove         = "unused_move"
 	MremapVarUnusedResize       = "unused_resize"
+	MremapVarWakeupBytes        = "wakeup_bytes"
 )
 
 // LoadMremap returns the embedded CollectionSpec for Mremap.
@@ -215,6 +216,7 @@ type MremapVariableSpecs struct {
 	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedMove         *ebpf.VariableSpec `ebpf:"unused_move"`
 	UnusedResize       *ebpf.VariableSpec `ebpf:"unused_resize"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // MremapObjects contains all objects after they have been loaded into the kernel.
@@ -279,6 +281,7 @@ type MremapVariables struct {
 	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
 	UnusedMove         *ebpf.Variable `ebpf:"unused_move"`
 	UnusedResize       *ebpf.Variable `ebpf:"unused_resize"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // MremapPrograms contains all programs after they have been loaded into the kernel.

@@ -31,6 +31,14 @@ const MaxCommLen = 15
 // cilium/ebpf create the probe through tracefs.
 const kretprobeMaxActive = 4096
 
+// The kernel wakes the reader when a ring buffer holds 1/wakeupFraction of
+// its size; between wake-ups Read polls every pollInterval, so records of a
+// quiet host are read within that time.
+const (
+	wakeupFraction = 8
+	pollInterval   = 100 * time.Millisecond
+)
+
 // clockRefresh is how often Read measures the clock offset again.
 const clockRefresh = time.Minute
 
@@ -264,6 +272,7 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		{"filter_exclude_comms", len(f.ExcludeComms) > 0},
 		{"min_size_delta", f.MinSizeDelta},
 		{"max_events_per_second", opts.MaxEventsPerSecond},
+		{"wakeup_bytes", uint64(opts.RingBufferSize / wakeupFraction)},
 	}
 	for _, v := range vars {
 		vs, ok := spec.Variables[v.name]
@@ -384,7 +393,17 @@ func (t *Tracer) Read() (mremap.Call, error) {
 	if t.reader == nil {
 		return mremap.Call{}, ErrClosed
 	}
-	if err := t.reader.ReadInto(&t.record); err != nil {
+	for {
+		// The kernel does not wake the reader for every record (see
+		// wakeup_bytes): poll.
+		t.reader.SetDeadline(time.Now().Add(pollInterval))
+		err := t.reader.ReadInto(&t.record)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
 		if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {
 			return mremap.Call{}, ErrClosed
 		}
