@@ -208,8 +208,9 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 
 // rate_allows implements max_events_per_second with a fixed one-second
 // window. Races between CPUs at a window's edge may let a few records more
-// through; none is lost uncounted.
-static __always_inline bool rate_allows(__u64 now)
+// through; none is lost uncounted. Only non-fetching atomics are used, which
+// kernels before 5.12 accept.
+static __always_inline bool rate_allows(void)
 {
 	if (!max_events_per_second)
 		return true;
@@ -217,11 +218,16 @@ static __always_inline bool rate_allows(__u64 now)
 	struct rate_window *w = bpf_map_lookup_elem(&rate, &zero);
 	if (!w)
 		return true;
-	if (now - w->start_ns >= 1000000000ULL) {
+	__u64 now = bpf_ktime_get_ns();
+	// Signed: another CPU may have started a window after this now.
+	if ((__s64)(now - w->start_ns) >= 1000000000LL) {
 		w->start_ns = now;
 		w->count = 0;
 	}
-	return __sync_fetch_and_add(&w->count, 1) < max_events_per_second;
+	if (w->count >= max_events_per_second)
+		return false;
+	__sync_fetch_and_add(&w->count, 1);
+	return true;
 }
 
 static __always_inline int on_exit(long ret)
@@ -263,11 +269,13 @@ static __always_inline int on_exit(long ret)
 	__u16 err = ok ? 0 : (__u16)(-ret);
 
 	struct call_key ck = { .comm = comm, .resize = resize, .move = move, .err = err };
+	// A call missing from any aggregate counts once as cardinality_limit.
+	bool missing = false;
 	__u64 *n = lookup_or_insert(&calls, &ck, &zero_count);
 	if (n)
 		__sync_fetch_and_add(n, 1);
 	else
-		count_drop(DROP_CARDINALITY_LIMIT);
+		missing = true;
 
 	if (ok && resize != RESIZE_NONE) {
 		struct size_key sk = { .comm = comm, .resize = resize };
@@ -275,7 +283,7 @@ static __always_inline int on_exit(long ret)
 		if (h)
 			hist_add(h, delta);
 		else
-			count_drop(DROP_CARDINALITY_LIMIT);
+			missing = true;
 	}
 
 	struct duration_key dk = { .move = move, .err = err };
@@ -283,11 +291,13 @@ static __always_inline int on_exit(long ret)
 	if (dh)
 		hist_add(dh, now - in.enter_ns);
 	else
+		missing = true;
+	if (missing)
 		count_drop(DROP_CARDINALITY_LIMIT);
 
 	if (!emit_events || (errors_only && ok))
 		return 0;
-	if (!rate_allows(now)) {
+	if (!rate_allows()) {
 		count_drop(DROP_RATE_LIMITED);
 		return 0;
 	}

@@ -150,7 +150,7 @@ func checkCapabilities() error {
 		missing = append(missing, "CAP_PERFMON")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing capabilities %s: run as root or grant them (setcap cap_bpf,cap_perfmon,cap_dac_read_search+ep <binary>)",
+		return fmt.Errorf("missing capabilities %s: run as root, or grant cap_bpf and cap_perfmon, plus cap_dac_override for tracefs and cap_sys_admin to mount it (setcap cap_bpf,cap_perfmon,cap_dac_override,cap_sys_admin+ep <binary>)",
 			strings.Join(missing, ", "))
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -17,6 +18,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
@@ -38,6 +40,9 @@ const (
 	wakeupFraction = 8
 	pollInterval   = 100 * time.Millisecond
 )
+
+// membarrierCmdGlobal is MEMBARRIER_CMD_GLOBAL from <linux/membarrier.h>.
+const membarrierCmdGlobal = 1
 
 // clockRefresh is how often Read measures the clock offset again.
 const clockRefresh = time.Minute
@@ -82,15 +87,17 @@ type Tracer struct {
 	links    []link.Link
 	// retprobes are the kretprobe links, with their symbols, whose missed
 	// returns are reported as Drops.ProbeMissed.
-	retprobes  []link.Link
-	retSymbols []string
-	retEvents  map[string]bool // our tracefs kretprobe events, "group/event"
-	tracefs    string
-	reader     *ringbuf.Reader
-	record     ringbuf.Record
-	clock      Clock
-	clockAt    time.Time // when clock was measured
-	stopped    atomic.Bool
+	linksMu     sync.Mutex // guards links, retprobes, retSymbols against Stop
+	finalMissed uint64     // probe misses when Stop detached the probes
+	retprobes   []link.Link
+	retSymbols  []string
+	retEvents   map[string]bool // our tracefs kretprobe events, "group/event"
+	tracefs     string
+	reader      *ringbuf.Reader
+	record      ringbuf.Record
+	clock       Clock
+	clockAt     time.Time // when clock was measured
+	stopped     atomic.Bool
 }
 
 // New checks privileges, loads the program and attaches it in the mode that
@@ -133,6 +140,14 @@ func New(opts Options) (*Tracer, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if probe == ProbeTracepoint {
+		// Syscall tracepoints do not fire for compat (32-bit) syscalls.
+		if _, compat := syscallSymbols(); len(compat) > 0 {
+			if have, err := kallsymsHas(compat...); err == nil && have[compat[0]] {
+				reason += "; 32-bit (ia32) mremap calls are not seen by syscall tracepoints"
+			}
+		}
 	}
 	t.reason = reason
 	return t, nil
@@ -526,6 +541,15 @@ func (t *Tracer) ReadAggregates() (*Aggregates, error) {
 // Linux 6.6 the link reports them; before, a kretprobe made through tracefs
 // shows them in kprobe_profile, under its event name.
 func (t *Tracer) probeMissed() (uint64, error) {
+	t.linksMu.Lock()
+	defer t.linksMu.Unlock()
+	if t.stopped.Load() {
+		return t.finalMissed, nil
+	}
+	return t.probeMissedLocked()
+}
+
+func (t *Tracer) probeMissedLocked() (uint64, error) {
 	var total uint64
 	var fromProfile []string
 	for i, l := range t.retprobes {
@@ -610,15 +634,38 @@ func tracefsEventName(symbol string) string {
 // return the records still in the ring buffer, then ErrClosed. The maps stay
 // readable until Close.
 func (t *Tracer) Stop() error {
+	t.linksMu.Lock()
+	defer t.linksMu.Unlock()
+	if t.stopped.Load() {
+		return nil
+	}
+	var errs []error
+	// The kretprobes' misses are read from them, so take the last count
+	// before they go; ReadAggregates reports it from then on.
+	missed, err := t.probeMissedLocked()
+	errs = append(errs, err)
+	t.finalMissed = missed
+	errs = append(errs, t.detachLocked())
+	t.stopped.Store(true)
+	// A program that was running on another CPU when its link closed may
+	// still submit a record: wait for every CPU to pass an RCU grace
+	// period (membarrier's global command runs synchronize_rcu) before the
+	// reader takes the end of the ring buffer as the end.
+	_, _, _ = unix.Syscall(unix.SYS_MEMBARRIER, membarrierCmdGlobal, 0, 0)
+	if t.reader != nil {
+		errs = append(errs, t.reader.Flush())
+	}
+	return errors.Join(errs...)
+}
+
+// detachLocked closes the links, entry probes before exit probes (the
+// reverse of attaching).
+func (t *Tracer) detachLocked() error {
 	var errs []error
 	for i := len(t.links) - 1; i >= 0; i-- {
 		errs = append(errs, t.links[i].Close())
 	}
 	t.links, t.retprobes, t.retSymbols = nil, nil, nil
-	t.stopped.Store(true)
-	if t.reader != nil {
-		errs = append(errs, t.reader.Flush())
-	}
 	return errors.Join(errs...)
 }
 
@@ -629,10 +676,9 @@ func (t *Tracer) Close() error {
 	if t.reader != nil {
 		errs = append(errs, t.reader.Close())
 	}
-	for i := len(t.links) - 1; i >= 0; i-- {
-		errs = append(errs, t.links[i].Close())
-	}
-	t.links, t.retprobes = nil, nil
+	t.linksMu.Lock()
+	errs = append(errs, t.detachLocked())
+	t.linksMu.Unlock()
 	for _, p := range t.programs {
 		if p != nil {
 			errs = append(errs, p.Close())

@@ -39,9 +39,12 @@ type mremapReceiver struct {
 	hostName string
 
 	startOnce, stopOnce sync.Once
+	startErr            error
 	tracer              *tracer.Tracer
 	cancel              context.CancelFunc
-	wg                  sync.WaitGroup
+	logsWG, metricsWG   sync.WaitGroup
+	metricsConv         *metricConverter
+	lastDrops           tracer.Drops // for logs-only pipelines: the drops last warned about
 }
 
 func newReceiver(cfg *Config, set receiver.Settings) (*mremapReceiver, error) {
@@ -63,9 +66,8 @@ func newReceiver(cfg *Config, set receiver.Settings) (*mremapReceiver, error) {
 // Start loads and attaches the probes once, for every pipeline the receiver
 // serves, and starts reading.
 func (r *mremapReceiver) Start(_ context.Context, _ component.Host) error {
-	var err error
-	r.startOnce.Do(func() { err = r.start() })
-	return err
+	r.startOnce.Do(func() { r.startErr = r.start() })
+	return r.startErr
 }
 
 func (r *mremapReceiver) start() error {
@@ -84,14 +86,17 @@ func (r *mremapReceiver) start() error {
 	r.cancel = cancel
 	if r.logs != nil {
 		calls := make(chan observedCall, maxBatch)
-		r.wg.Add(2)
+		r.logsWG.Add(2)
 		go r.readCalls(calls)
 		go r.sendLogs(calls)
 	}
 	if r.metrics != nil {
-		r.wg.Add(1)
-		go r.sendMetrics(ctx, pcommon.NewTimestampFromTime(time.Now()))
+		r.metricsConv = newMetricConverter(r.cfg, r.set, r.hostName, pcommon.NewTimestampFromTime(time.Now()))
 	}
+	// Without a metrics pipeline the aggregates are still read, so that
+	// drops are not lost silently: they are logged.
+	r.metricsWG.Add(1)
+	go r.collect(ctx)
 	return nil
 }
 
@@ -108,7 +113,7 @@ type observedCall struct {
 // batcher falls behind, the channel fills, reading stops, and the kernel
 // counts what no longer fits the ring buffer as ring_buffer_full.
 func (r *mremapReceiver) readCalls(out chan<- observedCall) {
-	defer r.wg.Done()
+	defer r.logsWG.Done()
 	defer close(out)
 	procs := newProcessCache("/proc")
 	for {
@@ -126,7 +131,7 @@ func (r *mremapReceiver) readCalls(out chan<- observedCall) {
 
 // sendLogs batches calls into plog.Logs and sends them down the pipeline.
 func (r *mremapReceiver) sendLogs(in <-chan observedCall) {
-	defer r.wg.Done()
+	defer r.logsWG.Done()
 	conv := newLogConverter(r.cfg, r.hostName, string(r.tracer.Probe()))
 	batch := make([]observedCall, 0, maxBatch)
 	timer := time.NewTimer(batchWait)
@@ -165,10 +170,9 @@ func (r *mremapReceiver) sendLogs(in <-chan observedCall) {
 	}
 }
 
-// sendMetrics reads the kernel aggregates every collection_interval.
-func (r *mremapReceiver) sendMetrics(ctx context.Context, start pcommon.Timestamp) {
-	defer r.wg.Done()
-	conv := newMetricConverter(r.cfg, r.set, r.hostName, start)
+// collect reads the kernel aggregates every collection_interval.
+func (r *mremapReceiver) collect(ctx context.Context) {
+	defer r.metricsWG.Done()
 	ticker := time.NewTicker(r.cfg.CollectionInterval)
 	defer ticker.Stop()
 	for {
@@ -177,21 +181,56 @@ func (r *mremapReceiver) sendMetrics(ctx context.Context, start pcommon.Timestam
 			return
 		case <-ticker.C:
 		}
-		a, err := r.tracer.ReadAggregates()
-		if err != nil {
-			r.set.Logger.Error("reading mremap aggregates", zap.Error(err))
-			continue
+		r.collectOnce(ctx)
+	}
+}
+
+// collectOnce reads the aggregates and sends them as metrics, or, without a
+// metrics pipeline, logs the drops that grew.
+func (r *mremapReceiver) collectOnce(ctx context.Context) {
+	a, err := r.tracer.ReadAggregates()
+	if err != nil {
+		r.set.Logger.Error("reading mremap aggregates", zap.Error(err))
+		return
+	}
+	if r.metrics == nil {
+		r.warnDrops(a.Drops)
+		return
+	}
+	md := r.metricsConv.toMetrics(a, pcommon.NewTimestampFromTime(time.Now()))
+	if md.DataPointCount() == 0 {
+		return // every metric is disabled
+	}
+	octx := r.obs.StartMetricsOp(ctx)
+	err = r.metrics.ConsumeMetrics(octx, md)
+	r.obs.EndMetricsOp(octx, metadata.Type.String(), md.DataPointCount(), err)
+	if err != nil {
+		r.set.Logger.Warn("the next consumer refused mremap metrics", zap.Error(err))
+	}
+}
+
+// warnDrops logs the calls that were not delivered since the last warning,
+// for pipelines that do not carry mremap.events.dropped.
+func (r *mremapReceiver) warnDrops(d tracer.Drops) {
+	last := r.lastDrops
+	r.lastDrops = d
+	fields := []zap.Field{}
+	for _, c := range []struct {
+		reason    string
+		now, then uint64
+	}{
+		{"ring_buffer_full", d.RingBufferFull, last.RingBufferFull},
+		{"rate_limited", d.RateLimited, last.RateLimited},
+		{"unpaired", d.Unpaired, last.Unpaired},
+		{"probe_missed", d.ProbeMissed, last.ProbeMissed},
+		{"cardinality_limit", d.CardinalityLimit, last.CardinalityLimit},
+	} {
+		if c.now > c.then {
+			fields = append(fields, zap.Uint64(c.reason, c.now-c.then))
 		}
-		md := conv.toMetrics(a, pcommon.NewTimestampFromTime(time.Now()))
-		if md.DataPointCount() == 0 {
-			continue // every metric is disabled
-		}
-		octx := r.obs.StartMetricsOp(ctx)
-		err = r.metrics.ConsumeMetrics(octx, md)
-		r.obs.EndMetricsOp(octx, metadata.Type.String(), md.DataPointCount(), err)
-		if err != nil {
-			r.set.Logger.Warn("the next consumer refused mremap metrics", zap.Error(err))
-		}
+	}
+	if len(fields) > 0 {
+		r.set.Logger.Warn("mremap calls not delivered in full since the last report (add a metrics pipeline for mremap.events.dropped)", fields...)
 	}
 }
 
@@ -206,10 +245,14 @@ func (r *mremapReceiver) Shutdown(context.Context) error {
 		if r.tracer == nil {
 			return
 		}
+		// Stop collecting, detach (Read then returns what is left in the
+		// ring buffer, then ErrClosed), deliver the rest, report the
+		// aggregates one last time, and unload.
 		r.cancel()
-		// Detach first: Read then returns what is left and ErrClosed.
+		r.metricsWG.Wait()
 		err = r.tracer.Stop()
-		r.wg.Wait()
+		r.logsWG.Wait()
+		r.collectOnce(context.Background())
 		err = errors.Join(err, r.tracer.Close())
 	})
 	return err

@@ -12,6 +12,8 @@ import (
 	"go.opentelemetry.io/collector/consumer/consumertest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
@@ -168,4 +170,39 @@ func mergeLogs(all []plog.Logs) plog.Logs {
 		}
 	}
 	return out
+}
+
+// Without a metrics pipeline, drops are not lost silently: they are logged.
+func TestLogsOnlyWarnsAboutDrops(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.CollectionInterval = 100 * time.Millisecond
+	cfg.MaxEventsPerSecond = 3
+	cfg.Filter.Comms = []string{mremaptest.Comm}
+	core, logged := observer.New(zap.WarnLevel)
+	set := receivertest.NewNopSettings(metadata.Type)
+	set.Logger = zap.New(core)
+	logs := new(consumertest.LogsSink)
+	r, err := f.CreateLogs(context.Background(), set, cfg, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	mremaptest.RunHelper(t, helper)
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var limited int64
+	for _, e := range logged.FilterMessageSnippet("not delivered in full").All() {
+		if n, ok := e.ContextMap()["rate_limited"].(uint64); ok {
+			limited += int64(n)
+		}
+	}
+	if delivered := int64(logs.LogRecordCount()); limited == 0 || delivered+limited != int64(len(mremaptest.Expected)) {
+		t.Errorf("delivered %d, warned about %d rate limited; want some limited and %d in all", delivered, limited, len(mremaptest.Expected))
+	}
 }
