@@ -174,6 +174,15 @@ static __always_inline void hist_add(struct hist *h, __u64 v)
 	__sync_fetch_and_add(&h->sum, v);
 }
 
+// process_comm reads the comm of the calling process: its thread group
+// leader's, so that every thread of a process (Java's "C2 CompilerThre",
+// a browser's workers) is seen under the process's name. c must be zeroed.
+static __always_inline void process_comm(struct comm *c)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	BPF_CORE_READ_STR_INTO(&c->name, task, group_leader, comm);
+}
+
 // selected applies the pid and comm filters. Entry and exit apply the same
 // test, so an exit of a filtered-out call is not mistaken for an unpaired one.
 static __always_inline bool selected(__u32 tgid, struct comm *comm)
@@ -181,7 +190,7 @@ static __always_inline bool selected(__u32 tgid, struct comm *comm)
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
 		return false;
 	if (filter_comms || filter_exclude_comms) {
-		bpf_get_current_comm(comm->name, sizeof(comm->name));
+		process_comm(comm);
 		if (filter_comms && !bpf_map_lookup_elem(&comm_filter, comm))
 			return false;
 		if (filter_exclude_comms && bpf_map_lookup_elem(&comm_exclude, comm))
@@ -255,7 +264,7 @@ static __always_inline int on_exit(long ret)
 		return 0;
 
 	if (!filter_comms && !filter_exclude_comms)
-		bpf_get_current_comm(comm.name, sizeof(comm.name));
+		process_comm(&comm);
 
 	bool ok = ret >= 0 || ret < -4095;
 	__u8 resize = new_len > old_len ? RESIZE_GROW : new_len < old_len ? RESIZE_SHRINK : RESIZE_NONE;

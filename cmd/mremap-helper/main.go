@@ -3,7 +3,8 @@
 // arguments, the raw return value, its pid and tid. The real-kernel tests
 // run it and compare what the receiver reports. With -loop N it instead
 // makes N shrink/grow pairs of calls and prints the ns per call, for
-// test/bench/bpftrace.sh.
+// test/bench/bpftrace.sh. With -thread NAME the known calls are made on a
+// second thread renamed NAME, as Java or browser worker threads are.
 package main
 
 import (
@@ -11,13 +12,18 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
 func main() {
 	linger := flag.Duration("linger", 0, "stay alive this long after the calls, so /proc still shows the process")
+	thread := flag.String("thread", "", "make the calls on a second thread with this name (prctl PR_SET_NAME)")
 	pairs := flag.Int("loop", 0, "instead of the known calls, make this many shrink/grow pairs of calls and print the ns per call (for benchmarks)")
 	flag.Parse()
 	if *pairs > 0 {
@@ -27,7 +33,13 @@ func main() {
 		}
 		return
 	}
-	made, err := mremaptest.MakeCalls()
+	var made []mremaptest.Made
+	var err error
+	if *thread != "" {
+		made, err = onNamedThread(*thread)
+	} else {
+		made, err = mremaptest.MakeCalls()
+	}
 	enc := json.NewEncoder(os.Stdout)
 	for _, m := range made {
 		_ = enc.Encode(m)
@@ -37,4 +49,34 @@ func main() {
 		os.Exit(1)
 	}
 	time.Sleep(*linger)
+}
+
+// onNamedThread makes the known calls on a thread other than the main one,
+// renamed name; the process keeps the main thread's comm.
+func onNamedThread(name string) ([]mremaptest.Made, error) {
+	// While main holds its thread, the goroutine below runs on another.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	type result struct {
+		made []mremaptest.Made
+		err  error
+	}
+	done := make(chan result)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the renamed thread exits with the goroutine
+		b, err := unix.BytePtrFromString(name)
+		if err == nil {
+			if _, _, errno := unix.Syscall(unix.SYS_PRCTL, unix.PR_SET_NAME, uintptr(unsafe.Pointer(b)), 0); errno != 0 {
+				err = errno
+			}
+		}
+		if err != nil {
+			done <- result{nil, fmt.Errorf("prctl PR_SET_NAME %q: %w", name, err)}
+			return
+		}
+		made, err := mremaptest.MakeCalls()
+		done <- result{made, err}
+	}()
+	r := <-done
+	return r.made, r.err
 }

@@ -81,8 +81,14 @@ func RunHelper(t testing.TB, path string) []Made {
 // calls, so that /proc still shows it while the calls are converted.
 func RunHelperLinger(t testing.TB, path string, linger time.Duration) []Made {
 	t.Helper()
+	return RunHelperArgs(t, path, "-linger", linger.String())
+}
+
+// RunHelperArgs runs the helper with arguments and returns its calls.
+func RunHelperArgs(t testing.TB, path string, args ...string) []Made {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(path, "-linger", linger.String())
+	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s: %v\n%s", path, err, stderr.String())

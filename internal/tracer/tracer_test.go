@@ -413,3 +413,24 @@ func TestStaleKprobesRemoved(t *testing.T) {
 		t.Errorf("ReadAggregates: %v", err)
 	}
 }
+
+// Calls from a renamed thread are seen under the process's comm, so the
+// filters and the process.executable.name of a Java or browser process
+// cover all its threads.
+func TestThreadsSeenUnderProcessComm(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	for _, probe := range probesToTest(t) {
+		t.Run(string(probe), func(t *testing.T) {
+			tr := newTracer(t, Options{Probe: probe, Events: true, RingBufferSize: 1 << 16, Filter: helperOnly()})
+			made := mremaptest.RunHelperArgs(t, helper, "-thread", "mremap-worker")
+			calls := readCalls(t, tr, len(made))
+			for i, c := range calls {
+				if c.Process.Comm != mremaptest.Comm || c.TID != made[i].TID || c.TID == c.Process.PID {
+					t.Errorf("%s: comm %q tid %d pid %d; want comm %q from thread %d", made[i].Name, c.Process.Comm, c.TID,
+						c.Process.PID, mremaptest.Comm, made[i].TID)
+				}
+			}
+		})
+	}
+}
