@@ -1,6 +1,10 @@
 package mremaptest
 
-import "github.com/cilium/ebpf"
+import (
+	"os"
+
+	"github.com/cilium/ebpf"
+)
 
 // OurPrograms lists the loaded BPF programs that carry the names of ours,
 // to show that nothing is left after shutdown.
@@ -35,7 +39,7 @@ func OurPrograms() []string {
 // HasKprobes tells whether this kernel can create kprobes.
 func HasKprobes() bool {
 	for _, p := range []string{"/sys/bus/event_source/devices/kprobe", "/sys/kernel/tracing/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"} {
-		if _, err := statPath(p); err == nil {
+		if _, err := os.Stat(p); err == nil {
 			return true
 		}
 	}

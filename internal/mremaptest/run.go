@@ -123,8 +123,6 @@ func ExpectationOf(t testing.TB, name string) Expectation {
 	return Expectation{}
 }
 
-func statPath(p string) (os.FileInfo, error) { return os.Stat(p) }
-
 // Probes returns the probe modes to test on this kernel: tracepoint, and
 // kprobe where the kernel has kprobes. Where it has none, kprobe is
 // logged as untested, or fails the test if MREMAP_REQUIRE_PROBES is set (as

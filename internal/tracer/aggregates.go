@@ -87,3 +87,21 @@ type Aggregates struct {
 	Durations  []Durations
 	Drops      Drops
 }
+
+// DropCount is the count of one reason, named as in mremap.events.dropped.
+type DropCount struct {
+	Reason string
+	Count  uint64
+}
+
+// ByReason lists every reason with its count, zeros included, in a fixed
+// order.
+func (d Drops) ByReason() []DropCount {
+	return []DropCount{
+		{"ring_buffer_full", d.RingBufferFull},
+		{"rate_limited", d.RateLimited},
+		{"unpaired", d.Unpaired},
+		{"probe_missed", d.ProbeMissed},
+		{"cardinality_limit", d.CardinalityLimit},
+	}
+}

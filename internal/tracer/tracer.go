@@ -82,22 +82,22 @@ type Tracer struct {
 	probe  Probe
 	reason string
 
-	maps     bpf.MremapMaps
-	programs []*ebpf.Program
-	links    []link.Link
-	// retprobes are the kretprobe links, with their symbols, whose missed
-	// returns are reported as Drops.ProbeMissed.
+	maps        bpf.MremapMaps
+	programs    []*ebpf.Program
+	links       []link.Link
 	linksMu     sync.Mutex // guards links, retprobes, retSymbols against Stop
 	finalMissed uint64     // probe misses when Stop detached the probes
-	retprobes   []link.Link
-	retSymbols  []string
-	retEvents   map[string]bool // our tracefs kretprobe events, "group/event"
-	tracefs     string
-	reader      *ringbuf.Reader
-	record      ringbuf.Record
-	clock       Clock
-	clockAt     time.Time // when clock was measured
-	stopped     atomic.Bool
+	// retprobes are the kretprobe links, with their symbols, whose missed
+	// returns are reported as Drops.ProbeMissed.
+	retprobes  []link.Link
+	retSymbols []string
+	retEvents  map[string]bool // our tracefs kretprobe events, "group/event"
+	tracefs    string
+	reader     *ringbuf.Reader
+	record     ringbuf.Record
+	clock      Clock
+	clockAt    time.Time // when clock was measured
+	stopped    atomic.Bool
 }
 
 // New checks privileges, loads the program and attaches it in the mode that
@@ -269,6 +269,7 @@ func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("open ring buffer reader: %w", err)
 		}
+		t.reader.SetDeadline(time.Now().Add(pollInterval))
 	}
 	return t, nil
 }
@@ -409,14 +410,15 @@ func (t *Tracer) Read() (mremap.Call, error) {
 		return mremap.Call{}, ErrClosed
 	}
 	for {
-		// The kernel does not wake the reader for every record (see
-		// wakeup_bytes): poll.
-		t.reader.SetDeadline(time.Now().Add(pollInterval))
 		err := t.reader.ReadInto(&t.record)
 		if err == nil {
 			break
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The kernel does not wake the reader for every record (see
+			// wakeup_bytes): poll again. The reader waits only once the
+			// ring is empty, so the deadline is renewed here alone.
+			t.reader.SetDeadline(time.Now().Add(pollInterval))
 			continue
 		}
 		if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, os.ErrClosed) {

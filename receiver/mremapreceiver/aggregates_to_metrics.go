@@ -85,18 +85,8 @@ func (c *metricConverter) toMetrics(a *tracer.Aggregates, now pcommon.Timestamp)
 	for k, n := range moves {
 		c.mb.RecordMremapMovesDataPoint(now, int64(n), k.comm, metadata.MapAttributeMremapMove[k.move.String()])
 	}
-	d := a.Drops
-	for _, r := range []struct {
-		reason metadata.AttributeReason
-		n      uint64
-	}{
-		{metadata.AttributeReasonRingBufferFull, d.RingBufferFull},
-		{metadata.AttributeReasonRateLimited, d.RateLimited},
-		{metadata.AttributeReasonUnpaired, d.Unpaired},
-		{metadata.AttributeReasonProbeMissed, d.ProbeMissed},
-		{metadata.AttributeReasonCardinalityLimit, d.CardinalityLimit},
-	} {
-		c.mb.RecordMremapEventsDroppedDataPoint(now, int64(r.n), r.reason)
+	for _, r := range a.Drops.ByReason() {
+		c.mb.RecordMremapEventsDroppedDataPoint(now, int64(r.Count), metadata.MapAttributeReason[r.Reason])
 	}
 
 	res := pcommon.NewResource()

@@ -22,18 +22,13 @@ func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
 	return c
 }
 
-type resourceKey struct {
-	pid  uint32
-	comm string
-}
-
 // toLogs converts a batch of calls.
 func (c *logConverter) toLogs(calls []observedCall) plog.Logs {
 	ld := plog.NewLogs()
-	scopes := map[resourceKey]plog.ScopeLogs{}
+	scopes := map[processKey]plog.ScopeLogs{}
 	for i := range calls {
 		call := &calls[i].Call
-		k := resourceKey{call.Process.PID, call.Process.Comm}
+		k := processKey{call.Process.PID, call.Process.Comm}
 		sl, ok := scopes[k]
 		if !ok {
 			rl := ld.ResourceLogs().AppendEmpty()

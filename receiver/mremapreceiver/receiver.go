@@ -212,21 +212,12 @@ func (r *mremapReceiver) collectOnce(ctx context.Context) {
 // warnDrops logs the calls that were not delivered since the last warning,
 // for pipelines that do not carry mremap.events.dropped.
 func (r *mremapReceiver) warnDrops(d tracer.Drops) {
-	last := r.lastDrops
+	last := r.lastDrops.ByReason()
 	r.lastDrops = d
-	fields := []zap.Field{}
-	for _, c := range []struct {
-		reason    string
-		now, then uint64
-	}{
-		{"ring_buffer_full", d.RingBufferFull, last.RingBufferFull},
-		{"rate_limited", d.RateLimited, last.RateLimited},
-		{"unpaired", d.Unpaired, last.Unpaired},
-		{"probe_missed", d.ProbeMissed, last.ProbeMissed},
-		{"cardinality_limit", d.CardinalityLimit, last.CardinalityLimit},
-	} {
-		if c.now > c.then {
-			fields = append(fields, zap.Uint64(c.reason, c.now-c.then))
+	var fields []zap.Field
+	for i, c := range d.ByReason() {
+		if c.Count > last[i].Count {
+			fields = append(fields, zap.Uint64(c.Reason, c.Count-last[i].Count))
 		}
 	}
 	if len(fields) > 0 {
