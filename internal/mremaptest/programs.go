@@ -1,7 +1,11 @@
 package mremaptest
 
 import (
+	"net"
 	"os"
+	"path/filepath"
+	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 )
@@ -34,6 +38,42 @@ func OurPrograms() []string {
 			found = append(found, info.Name)
 		}
 	}
+}
+
+// ProgramsLeft lists our programs still loaded after a shutdown. The kernel
+// frees a program after an RCU grace period, so it looks twice.
+func ProgramsLeft() []string {
+	left := OurPrograms()
+	if len(left) > 0 {
+		time.Sleep(500 * time.Millisecond)
+		left = OurPrograms()
+	}
+	return left
+}
+
+// CollectorPath is the built collector: $OTELCOL_MREMAP, or
+// bin/otelcol-mremap in the module.
+func CollectorPath(t testing.TB) string {
+	t.Helper()
+	p := os.Getenv("OTELCOL_MREMAP")
+	if p == "" {
+		p = filepath.Join(ModuleRoot(), "bin", "otelcol-mremap")
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the collector binary is missing (%v): run `make build` first, or `make test`", err)
+	}
+	return p
+}
+
+// FreePort is a TCP port on 127.0.0.1 that nothing listens on now.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // HasKprobes tells whether this kernel can create kprobes.

@@ -48,7 +48,7 @@ func HelperPath(t testing.TB) string {
 		}
 		builtPath = filepath.Join(dir, Comm)
 		cmd := exec.Command("go", "build", "-o", builtPath, "github.com/otelcol-mremap/otelcol-mremap/cmd/mremap-helper")
-		cmd.Dir = moduleRoot()
+		cmd.Dir = ModuleRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = &buildError{err: err, out: string(out)}
 		}
@@ -66,7 +66,9 @@ type buildError struct {
 
 func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
 
-func moduleRoot() string {
+// ModuleRoot is the repository's root directory, found from this file's
+// source path (the kernel VM suite puts a copy of the files tests read there).
+func ModuleRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }

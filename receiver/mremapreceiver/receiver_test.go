@@ -65,21 +65,11 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 			run.Made = mremaptest.RunHelperLinger(t, helper, 2*time.Second)
 			run.End = time.Now()
 
-			var logProblems, metricProblems []string
-			deadline := time.Now().Add(20 * time.Second)
-			for time.Now().Before(deadline) {
-				logProblems = mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
-				all := metrics.AllMetrics()
-				metricProblems = []string{"no metrics"}
-				if len(all) > 0 {
-					metricProblems = mremapcheck.Metrics(all[len(all)-1], probe)
-				}
-				if len(logProblems) == 0 && len(metricProblems) == 0 {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			for _, p := range append(logProblems, metricProblems...) {
+			problems := mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
+				p := mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
+				return append(p, lastMetricsProblems(metrics, probe)...)
+			})
+			for _, p := range problems {
 				t.Error(p)
 			}
 
@@ -89,12 +79,8 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 			if err := mr.Shutdown(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if left := mremaptest.OurPrograms(); len(left) > 0 {
-				// Freed after an RCU grace period; give it a moment.
-				time.Sleep(500 * time.Millisecond)
-				if left = mremaptest.OurPrograms(); len(left) > 0 {
-					t.Errorf("programs still loaded after shutdown: %v", left)
-				}
+			if left := mremaptest.ProgramsLeft(); len(left) > 0 {
+				t.Errorf("programs still loaded after shutdown: %v", left)
 			}
 		})
 	}
@@ -122,17 +108,9 @@ func TestMetricsOnlySubmitsNoRecords(t *testing.T) {
 		t.Fatal("a metrics-only receiver asks for events")
 	}
 	mremaptest.RunHelper(t, helper)
-	var problems []string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		all := metrics.AllMetrics()
-		problems = []string{"no metrics"}
-		if len(all) > 0 {
-			problems = mremapcheck.Metrics(all[len(all)-1], string(rcv.tracer.Probe()))
-		}
-		if len(problems) == 0 {
-			break
-		}
-	}
+	problems := mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
+		return lastMetricsProblems(metrics, string(rcv.tracer.Probe()))
+	})
 	for _, p := range problems {
 		t.Error(p)
 	}
@@ -160,6 +138,15 @@ func TestStartFailsWithAClearError(t *testing.T) {
 	if err := r.Shutdown(context.Background()); err != nil {
 		t.Error(err)
 	}
+}
+
+// lastMetricsProblems checks the last emission the sink received.
+func lastMetricsProblems(sink *consumertest.MetricsSink, probe string) []string {
+	all := sink.AllMetrics()
+	if len(all) == 0 {
+		return []string{"no metrics"}
+	}
+	return mremapcheck.Metrics(all[len(all)-1], probe)
 }
 
 func mergeLogs(all []plog.Logs) plog.Logs {

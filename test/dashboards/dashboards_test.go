@@ -8,14 +8,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,14 +37,9 @@ var exported = map[string]bool{
 
 type query struct{ panel, expr string }
 
-func root() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
-}
-
 func loadQueries(t *testing.T) []query {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(root(), "config", "grafana", "*.json"))
+	files, err := filepath.Glob(filepath.Join(mremaptest.ModuleRoot(), "config", "grafana", "*.json"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no dashboards in config/grafana: %v", err)
 	}
@@ -125,16 +118,10 @@ func TestQueriesReturnData(t *testing.T) {
 	if err != nil {
 		t.Fatal("prometheus is not installed (apt-get install prometheus; .ci/run installs it)")
 	}
-	bin := os.Getenv("OTELCOL_MREMAP")
-	if bin == "" {
-		bin = filepath.Join(root(), "bin", "otelcol-mremap")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("the collector binary is missing (%v): run `make build` first", err)
-	}
+	bin := mremaptest.CollectorPath(t)
 	helper := mremaptest.HelperPath(t)
 	dir := t.TempDir()
-	exporterPort, promPort := freePort(t), freePort(t)
+	exporterPort, promPort := mremaptest.FreePort(t), mremaptest.FreePort(t)
 
 	collectorCfg := filepath.Join(dir, "collector.yaml")
 	write(t, collectorCfg, fmt.Sprintf(`
@@ -249,13 +236,4 @@ func write(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

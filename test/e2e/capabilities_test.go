@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
 // TestStartWithoutCapabilities runs the collector as an unprivileged user:
@@ -17,7 +19,7 @@ func TestStartWithoutCapabilities(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root to start the collector as another user")
 	}
-	bin := collectorPath(t)
+	bin := mremaptest.CollectorPath(t)
 	dir := t.TempDir()
 	// The unprivileged user must be able to read the config.
 	for _, d := range []string{filepath.Dir(dir), dir} {

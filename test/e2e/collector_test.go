@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,20 +20,6 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
 )
-
-// collectorPath is $OTELCOL_MREMAP, or bin/otelcol-mremap in the module.
-func collectorPath(t *testing.T) string {
-	t.Helper()
-	p := os.Getenv("OTELCOL_MREMAP")
-	if p == "" {
-		_, file, _, _ := runtime.Caller(0)
-		p = filepath.Join(filepath.Dir(file), "..", "..", "bin", "otelcol-mremap")
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the collector binary is missing (%v): run `make build` first, or `make test`", err)
-	}
-	return p
-}
 
 type collector struct {
 	cmd    *exec.Cmd
@@ -138,7 +123,7 @@ service:
 
 func TestCollectorFileExporter(t *testing.T) {
 	mremaptest.RequireBPF(t)
-	bin := collectorPath(t)
+	bin := mremaptest.CollectorPath(t)
 	helper := mremaptest.HelperPath(t)
 	exe, err := filepath.EvalSymlinks(helper)
 	if err != nil {
@@ -154,26 +139,20 @@ func TestCollectorFileExporter(t *testing.T) {
 			run.Made = mremaptest.RunHelperLinger(t, helper, 2*time.Second)
 			run.End = time.Now()
 
-			var logProblems, metricProblems []string
-			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-				logProblems = mremapcheck.Logs(readLogs(t, filepath.Join(c.dir, "logs.json")), run)
-				metricProblems = []string{"no metrics written"}
-				if md, ok := lastMetrics(t, filepath.Join(c.dir, "metrics.json")); ok {
-					metricProblems = mremapcheck.Metrics(md, probe)
+			problems := mremapcheck.Eventually(30*time.Second, 200*time.Millisecond, func() []string {
+				p := mremapcheck.Logs(readLogs(t, filepath.Join(c.dir, "logs.json")), run)
+				md, ok := lastMetrics(t, filepath.Join(c.dir, "metrics.json"))
+				if !ok {
+					return append(p, "no metrics written")
 				}
-				if len(logProblems)+len(metricProblems) == 0 {
-					break
-				}
-			}
-			for _, p := range append(logProblems, metricProblems...) {
+				return append(p, mremapcheck.Metrics(md, probe)...)
+			})
+			for _, p := range problems {
 				t.Error(p)
 			}
 			c.stop(t)
-			if left := mremaptest.OurPrograms(); len(left) > 0 {
-				time.Sleep(500 * time.Millisecond)
-				if left = mremaptest.OurPrograms(); len(left) > 0 {
-					t.Errorf("BPF programs still loaded after the collector stopped: %v", left)
-				}
+			if left := mremaptest.ProgramsLeft(); len(left) > 0 {
+				t.Errorf("BPF programs still loaded after the collector stopped: %v", left)
 			}
 		})
 	}
@@ -181,7 +160,7 @@ func TestCollectorFileExporter(t *testing.T) {
 
 func TestCollectorAutoSaysWhich(t *testing.T) {
 	mremaptest.RequireBPF(t)
-	bin := collectorPath(t)
+	bin := mremaptest.CollectorPath(t)
 	c := startCollector(t, bin, fmt.Sprintf(fileConfig, "auto"))
 	want := "tracepoint"
 	if mremaptest.HasKprobes() {
@@ -195,7 +174,7 @@ func TestCollectorAutoSaysWhich(t *testing.T) {
 }
 
 func TestValidateNamesBadKeys(t *testing.T) {
-	bin := collectorPath(t)
+	bin := mremaptest.CollectorPath(t)
 	tests := []struct {
 		name, receiver string
 		want           []string

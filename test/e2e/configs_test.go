@@ -4,17 +4,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
 // TestShippedConfigsValidate runs `otelcol-mremap validate` on the configs
 // users start from: config/collector.yaml and the DaemonSet's ConfigMap.
 func TestShippedConfigsValidate(t *testing.T) {
-	bin := collectorPath(t)
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := mremaptest.CollectorPath(t)
+	root := mremaptest.ModuleRoot()
 
 	configs := map[string]string{"config/collector.yaml": filepath.Join(root, "config", "collector.yaml")}
 	ds, err := os.ReadFile(filepath.Join(root, "config", "deploy", "daemonset.yaml"))

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"sort"
 	"strconv"
@@ -13,15 +12,16 @@ import (
 	"time"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
+	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
 )
 
 // TestPrometheusNames scrapes the prometheus exporter, as config/collector.yaml
 // sets it up, and checks the translated names and the helper's values.
 func TestPrometheusNames(t *testing.T) {
 	mremaptest.RequireBPF(t)
-	bin := collectorPath(t)
+	bin := mremaptest.CollectorPath(t)
 	helper := mremaptest.HelperPath(t)
-	port := freePort(t)
+	port := mremaptest.FreePort(t)
 	c := startCollector(t, bin, fmt.Sprintf(`
 receivers:
   mremap:
@@ -57,20 +57,16 @@ service:
 		`mremap_events_dropped_total{reason="ring_buffer_full"}`:                                                                     0,
 		`mremap_events_dropped_total{reason="probe_missed"}`:                                                                         0,
 	}
-	var got map[string]float64
-	var missing []string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		got = scrape(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
-		missing = missing[:0]
+	missing := mremapcheck.Eventually(30*time.Second, 200*time.Millisecond, func() []string {
+		got := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		var missing []string
 		for k, v := range want {
 			if g, ok := got[k]; !ok || g != v {
 				missing = append(missing, fmt.Sprintf("%s = %v (present %v), want %v", k, g, ok, v))
 			}
 		}
-		if len(missing) == 0 {
-			break
-		}
-	}
+		return missing
+	})
 	for _, m := range missing {
 		t.Error(m)
 	}
@@ -138,13 +134,4 @@ func splitLabels(s string) []string {
 		out = append(out, s[start:])
 	}
 	return out
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

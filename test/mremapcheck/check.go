@@ -392,3 +392,17 @@ func sorted[V any](m map[string]V) string {
 	}
 	return b.String()
 }
+
+// Eventually calls check every interval until it finds no problem or
+// timeout passes, and returns the problems of its last call: output arrives
+// over several batches and collection intervals.
+func Eventually(timeout, interval time.Duration, check func() []string) []string {
+	deadline := time.Now().Add(timeout)
+	for {
+		p := check()
+		if len(p) == 0 || time.Now().After(deadline) {
+			return p
+		}
+		time.Sleep(interval)
+	}
+}
