@@ -19,13 +19,22 @@ func TestStartWithoutCapabilities(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipped: needs root to start the collector as another user")
 	}
-	bin := mremaptest.CollectorPath(t)
 	dir := t.TempDir()
-	// The unprivileged user must be able to read the config.
+	// The unprivileged user must be able to run the binary and read the
+	// config: the checkout itself may sit in a directory only root can
+	// enter, so both go in a directory that everyone can.
 	for _, d := range []string{filepath.Dir(dir), dir} {
 		if err := os.Chmod(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	data, err := os.ReadFile(mremaptest.CollectorPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "otelcol-mremap")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "config.yaml")
 	if err := os.WriteFile(cfg, []byte(`
