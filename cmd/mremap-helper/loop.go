@@ -12,12 +12,14 @@ import (
 
 // loop makes pairs shrink/grow pairs of mremap(2) calls on one locked
 // thread: a 2-page anonymous mapping shrunk to 1 page and grown back in
-// place, flags 0. It prints one line,
+// place, flags 0. With pairs 0 it makes pairs until d has passed instead.
+// It prints one line,
 //
-//	calls=<n> ns_per_call=<f> pid=<pid> tid=<tid>
+//	calls=<n> ns_per_call=<f> pid=<pid> tid=<tid> elapsed_ns=<n>
 //
-// for test/bench/bpftrace.sh, which measures what observing the calls adds.
-func loop(pairs int) error {
+// for test/bench/bpftrace.sh, which measures what observing the calls adds,
+// and for the accounting and soak tests.
+func loop(pairs int, d time.Duration) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
@@ -36,18 +38,24 @@ func loop(pairs int) error {
 	}
 
 	start := time.Now()
-	for i := 0; i < pairs; i++ {
+	done := 0
+	for pairs == 0 || done < pairs {
 		if err := call(2*page, page); err != nil {
 			return err
 		}
 		if err := call(page, 2*page); err != nil {
 			return err
 		}
+		done++
+		// Looking at the clock every 1024 pairs costs little.
+		if pairs == 0 && done%1024 == 0 && time.Since(start) >= d {
+			break
+		}
 	}
 	elapsed := time.Since(start)
 
-	calls := 2 * pairs
-	fmt.Printf("calls=%d ns_per_call=%.1f pid=%d tid=%d\n",
-		calls, float64(elapsed.Nanoseconds())/float64(calls), os.Getpid(), unix.Gettid())
+	calls := 2 * done
+	fmt.Printf("calls=%d ns_per_call=%.1f pid=%d tid=%d elapsed_ns=%d\n",
+		calls, float64(elapsed.Nanoseconds())/float64(calls), os.Getpid(), unix.Gettid(), elapsed.Nanoseconds())
 	return unix.Munmap(m)
 }

@@ -3,7 +3,7 @@
 // arguments, the raw return value, its pid and tid. The real-kernel tests
 // run it and compare what the receiver reports. With -loop N it instead
 // makes N shrink/grow pairs of calls and prints the ns per call, for
-// test/bench/bpftrace.sh. With -thread NAME the known calls are made on a
+// test/bench/bpftrace.sh; with -for D it makes them for D. With -thread NAME the known calls are made on a
 // second thread renamed NAME, as Java or browser worker threads are.
 package main
 
@@ -25,9 +25,10 @@ func main() {
 	linger := flag.Duration("linger", 0, "stay alive this long after the calls, so /proc still shows the process")
 	thread := flag.String("thread", "", "make the calls on a second thread with this name (prctl PR_SET_NAME)")
 	pairs := flag.Int("loop", 0, "instead of the known calls, make this many shrink/grow pairs of calls and print the ns per call (for benchmarks)")
+	during := flag.Duration("for", 0, "instead of the known calls, make shrink/grow pairs of calls for this long (load and soak tests)")
 	flag.Parse()
-	if *pairs > 0 {
-		if err := loop(*pairs); err != nil {
+	if *pairs > 0 || *during > 0 {
+		if err := loop(*pairs, *during); err != nil {
 			fmt.Fprintln(os.Stderr, "mremap-helper:", err)
 			os.Exit(1)
 		}

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,4 +143,38 @@ func Probes(t testing.TB) []string {
 		t.Log("kprobe mode not tested: this kernel has no kprobes (the kernel VM suite tests it)")
 	}
 	return out
+}
+
+// Loop is what the helper reports after a load run (-loop N or -for D).
+type Loop struct {
+	Calls   uint64        // mremap calls made, all successful
+	Elapsed time.Duration // from the first call to the last
+	PID     uint32
+}
+
+// RunLoop runs the helper with -loop pairs (2*pairs calls), or, with pairs
+// 0, with -for d, and returns what it reports.
+func RunLoop(t testing.TB, path string, pairs int, d time.Duration) Loop {
+	t.Helper()
+	args := []string{"-loop", strconv.Itoa(pairs)}
+	if pairs == 0 {
+		args = []string{"-for", d.String()}
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %v: %v\n%s", path, args, err, stderr.String())
+	}
+	var l Loop
+	var elapsed int64
+	var nsPerCall float64
+	var tid uint32
+	line := strings.TrimSpace(stdout.String())
+	if _, err := fmt.Sscanf(line, "calls=%d ns_per_call=%f pid=%d tid=%d elapsed_ns=%d",
+		&l.Calls, &nsPerCall, &l.PID, &tid, &elapsed); err != nil {
+		t.Fatalf("parse helper output %q: %v", line, err)
+	}
+	l.Elapsed = time.Duration(elapsed)
+	return l
 }

@@ -4,16 +4,9 @@ import (
 	"errors"
 	"os"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
-
-	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 )
-
-// eventRecordSize is the size of one event in the ring buffer: an 8-byte
-// header and the event, rounded up to 8 bytes.
-var eventRecordSize = 8 + (int(unsafe.Sizeof(bpf.MremapEvent{}))+7)&^7
 
 // loaded reports whether the program with id is still in the kernel. The
 // kernel frees a program after its last reference is gone, which may take an

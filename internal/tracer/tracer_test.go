@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"errors"
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -256,38 +257,110 @@ func TestFilters(t *testing.T) {
 	}
 }
 
-func TestRateLimitCountsWhatItDrops(t *testing.T) {
-	mremaptest.RequireBPF(t)
-	helper := mremaptest.HelperPath(t)
-	tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 16, MaxEventsPerSecond: 3, Filter: helperOnly()})
-	mremaptest.RunHelper(t, helper)
-	a, err := tr.ReadAggregates()
-	if err != nil {
-		t.Fatal(err)
-	}
-	delivered := tr.reader.AvailableBytes() / eventRecordSize
-	if a.Drops.RateLimited == 0 || uint64(delivered)+a.Drops.RateLimited != uint64(len(mremaptest.Expected)) {
-		t.Errorf("delivered %d, rate limited %d: want some limited and %d in all", delivered, a.Drops.RateLimited, len(mremaptest.Expected))
-	}
+// countReads reads calls until ErrClosed and sends how many it read.
+func countReads(t *testing.T, tr *Tracer) <-chan uint64 {
+	done := make(chan uint64, 1)
+	go func() {
+		var n uint64
+		for {
+			_, err := tr.Read()
+			if errors.Is(err, ErrClosed) {
+				done <- n
+				return
+			}
+			if err != nil {
+				t.Errorf("Read after %d calls: %v", n, err)
+				done <- n
+				return
+			}
+			n++
+		}
+	}()
+	return done
 }
 
+// callsCounted sums mremap.calls over every key.
+func callsCounted(a *Aggregates) uint64 {
+	var n uint64
+	for _, c := range a.Calls {
+		n += c.Count
+	}
+	return n
+}
+
+// A one-page ring buffer and a burst of 200,000 calls, read as they come:
+// every call is either delivered or counted as ring_buffer_full, and the
+// aggregates count every call whatever the ring buffer did.
 func TestFullRingBufferCountsWhatItDrops(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	helper := mremaptest.HelperPath(t)
-	// One page holds fewer records than five runs of the helper make.
 	tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: os.Getpagesize(), Filter: helperOnly()})
-	const runs = 5
-	for i := 0; i < runs; i++ {
-		mremaptest.RunHelper(t, helper)
+	read := countReads(t, tr)
+	burst := mremaptest.RunLoop(t, helper, 100_000, 0)
+	if burst.Calls != 200_000 {
+		t.Fatalf("the helper made %d calls, want 200000", burst.Calls)
 	}
+	// Detach, then read what is left: Read returns ErrClosed at the end.
+	if err := tr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	delivered := <-read
 	a, err := tr.ReadAggregates()
 	if err != nil {
 		t.Fatal(err)
 	}
-	delivered := tr.reader.AvailableBytes() / eventRecordSize
-	want := uint64(runs * len(mremaptest.Expected))
-	if a.Drops.RingBufferFull == 0 || uint64(delivered)+a.Drops.RingBufferFull != want {
-		t.Errorf("delivered %d, ring buffer full %d: want some dropped and %d in all", delivered, a.Drops.RingBufferFull, want)
+	t.Logf("%d calls in %v: %d delivered, %d ring_buffer_full", burst.Calls, burst.Elapsed, delivered, a.Drops.RingBufferFull)
+	if a.Drops.RingBufferFull == 0 {
+		t.Errorf("no ring_buffer_full drops with a one-page ring buffer and %d calls", burst.Calls)
+	}
+	if delivered+a.Drops.RingBufferFull != burst.Calls {
+		t.Errorf("delivered %d + ring_buffer_full %d = %d, want %d calls", delivered, a.Drops.RingBufferFull,
+			delivered+a.Drops.RingBufferFull, burst.Calls)
+	}
+	if n := callsCounted(a); n != burst.Calls {
+		t.Errorf("mremap.calls counted %d, want all %d: metrics must not depend on the ring buffer", n, burst.Calls)
+	}
+	if other := (Drops{RingBufferFull: a.Drops.RingBufferFull}); a.Drops != other {
+		t.Errorf("drops %+v, want only ring_buffer_full", a.Drops)
+	}
+}
+
+// max_events_per_second 1000 over a burst of a few seconds: about 1000 a
+// second are delivered and every other call is counted as rate_limited.
+func TestRateLimitCountsWhatItDrops(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	const perSecond = 1000
+	tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 20, MaxEventsPerSecond: perSecond, Filter: helperOnly()})
+	read := countReads(t, tr)
+	burst := mremaptest.RunLoop(t, helper, 0, 3*time.Second)
+	if err := tr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	delivered := <-read
+	a, err := tr.ReadAggregates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d calls in %v: %d delivered, %d rate_limited", burst.Calls, burst.Elapsed, delivered, a.Drops.RateLimited)
+	if delivered+a.Drops.RateLimited != burst.Calls {
+		t.Errorf("delivered %d + rate_limited %d = %d, want %d calls", delivered, a.Drops.RateLimited,
+			delivered+a.Drops.RateLimited, burst.Calls)
+	}
+	if n := callsCounted(a); n != burst.Calls {
+		t.Errorf("mremap.calls counted %d, want all %d", n, burst.Calls)
+	}
+	// The kernel's window is one second from the first call past the last
+	// window, so a burst of d seconds spans ceil(d) windows, all full but
+	// the last: between floor(d) and ceil(d) windows' worth. One window of
+	// slack on each side covers the helper's start and stop.
+	secs := burst.Elapsed.Seconds()
+	lo, hi := uint64(max(math.Floor(secs)-1, 1))*perSecond, uint64(math.Ceil(secs)+1)*perSecond
+	if delivered < lo || delivered > hi {
+		t.Errorf("delivered %d over a burst of %v at %d/s, want %d to %d", delivered, burst.Elapsed, perSecond, lo, hi)
+	}
+	if other := (Drops{RateLimited: a.Drops.RateLimited}); a.Drops != other {
+		t.Errorf("drops %+v, want only rate_limited", a.Drops)
 	}
 }
 
