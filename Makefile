@@ -13,7 +13,7 @@ CLANG ?= clang-19
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-bpftrace clean fmt vet
+.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-bpftrace clean fmt vet fuzz
 
 all: build
 
@@ -51,6 +51,16 @@ test-kernel: build
 ## test-unit: the tests that need neither root nor a kernel (-short skips the others)
 test-unit:
 	$(GO) test -short -count=1 ./internal/... ./receiver/...
+
+## fuzz: each fuzz target for FUZZTIME (the seed corpora in testdata/fuzz run in every `make test`)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' internal receiver | xargs -n1 dirname | sort -u); do \
+		for target in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$pkg/*_test.go | sed 's/^func //'); do \
+			echo "== $$target ($$pkg, $(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) ./$$pkg/ || exit 1; \
+		done; \
+	done
 
 ## test-vm: the real-kernel tests inside QEMU on Debian's 6.1 kernels, with kprobes
 test-vm: build

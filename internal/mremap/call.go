@@ -204,7 +204,22 @@ func (c *Call) Move() Move { return MoveOf(c.Flags, c.OldAddress, c.OK(), c.Resu
 //
 // As strace does, the fifth argument is printed only when both MREMAP_MAYMOVE
 // and MREMAP_FIXED are set, the only case in which the kernel reads it.
-func (c *Call) String() string {
+func (c *Call) String() string { return c.format(false) }
+
+// Redacted writes the call as String does, with every address (the old
+// address, the fifth argument, the address returned) written as 0x?, so
+// that the memory layout of processes is not revealed:
+//
+//	mremap(0x?, 4096, 8192, MREMAP_MAYMOVE) = 0x?
+//
+// Sizes, flags and errors are kept.
+func (c *Call) Redacted() string { return c.format(true) }
+
+func (c *Call) format(redact bool) string {
+	writeAddress := writeAddress
+	if redact {
+		writeAddress = func(b *strings.Builder, _ uint64) { b.WriteString("0x?") }
+	}
 	var b strings.Builder
 	b.Grow(96)
 	b.WriteString("mremap(")

@@ -270,6 +270,30 @@ func TestCallString(t *testing.T) {
 	}
 }
 
+func TestCallRedacted(t *testing.T) {
+	tests := []struct {
+		c    Call
+		want string
+	}{
+		{Call{OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 8192, Flags: FlagMayMove, Return: 0x7f3a2c100000},
+			"mremap(0x?, 4096, 8192, MREMAP_MAYMOVE) = 0x?"},
+		{Call{OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 4096, Flags: FlagMayMove | FlagFixed, NewAddress: 0x7f3a2d000000, Return: 0x7f3a2d000000},
+			"mremap(0x?, 4096, 4096, MREMAP_MAYMOVE|MREMAP_FIXED, 0x?) = 0x?"},
+		// Errors are kept as they are.
+		{Call{OldAddress: 0x7f3a2c000001, OldSize: 4096, NewSize: 8192, Flags: FlagMayMove, Return: -22},
+			"mremap(0x?, 4096, 8192, MREMAP_MAYMOVE) = -1 EINVAL (Invalid argument)"},
+		// NULL is an address too.
+		{Call{OldAddress: 0, OldSize: 8192, NewSize: 4096, Return: -14},
+			"mremap(0x?, 8192, 4096, 0) = -1 EFAULT (Bad address)"},
+		// Unknown flag bits are flags, not addresses.
+		{Call{OldAddress: 0x1000, OldSize: 4096, NewSize: 4096, Flags: 0x10, Return: -22},
+			"mremap(0x?, 4096, 4096, 0x10) = -1 EINVAL (Invalid argument)"},
+	}
+	for _, tt := range tests {
+		assert.Equal(t, tt.want, tt.c.Redacted())
+	}
+}
+
 func FuzzCallString(f *testing.F) {
 	f.Add(uint64(0x7f3a2c000000), uint64(4096), uint64(8192), uint64(1), uint64(0), int64(0x7f3a2c100000))
 	f.Add(uint64(0x7f3a2c000000), uint64(4096), uint64(4096), uint64(3), uint64(0x7f3a2d000000), int64(0x7f3a2d000000))
@@ -288,6 +312,34 @@ func FuzzCallString(f *testing.F) {
 		}
 		if !c.OK() && !strings.HasSuffix(s, ") = -1 "+ErrnoName(c.Errno())+" ("+ErrnoText(c.Errno())+")") {
 			t.Fatalf("%q of a failed call does not end in the errno", s)
+		}
+
+		// The redacted body reveals no address: it is the same whatever
+		// the addresses, and it is the body with each address as 0x?.
+		r := c.Redacted()
+		other := c
+		other.OldAddress, other.NewAddress = ^oldAddress, ^newAddress
+		if c.OK() {
+			other.Return = 0x1000
+			if ret == 0x1000 {
+				other.Return = 0x2000
+			}
+		}
+		if ro := other.Redacted(); ro != r {
+			t.Fatalf("redacted bodies differ with the addresses: %q and %q", r, ro)
+		}
+		addrs := 1
+		if c.Flags&(FlagMayMove|FlagFixed) == FlagMayMove|FlagFixed {
+			addrs++
+		}
+		if c.OK() {
+			addrs++
+		}
+		if n := strings.Count(r, "0x?"); n != addrs {
+			t.Fatalf("%q has %d 0x?, want %d", r, n, addrs)
+		}
+		if len(r) > len(s)+3*addrs {
+			t.Fatalf("redacted %q is longer than %q allows", r, s)
 		}
 	})
 }

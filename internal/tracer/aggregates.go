@@ -77,6 +77,9 @@ type Drops struct {
 	// CardinalityLimit: an aggregate map was full, so the call is missing
 	// from one or more aggregates.
 	CardinalityLimit uint64
+	// MalformedRecord: a ring buffer record was truncated or corrupt, so
+	// the reader skipped it (counted in user space, not by the kernel).
+	MalformedRecord uint64
 }
 
 // Aggregates are the kernel's cumulative counts since the programs were
@@ -103,5 +106,6 @@ func (d Drops) ByReason() []DropCount {
 		{"unpaired", d.Unpaired},
 		{"probe_missed", d.ProbeMissed},
 		{"cardinality_limit", d.CardinalityLimit},
+		{"malformed_record", d.MalformedRecord},
 	}
 }

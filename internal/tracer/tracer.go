@@ -98,6 +98,9 @@ type Tracer struct {
 	clock      Clock
 	clockAt    time.Time // when clock was measured
 	stopped    atomic.Bool
+	// malformed counts the ring buffer records Read skipped because they
+	// were truncated or corrupt (Drops.MalformedRecord).
+	malformed atomic.Uint64
 }
 
 // New checks privileges, loads the program and attaches it in the mode that
@@ -402,18 +405,16 @@ func (t *Tracer) Probe() Probe { return t.probe }
 // Reason says why the tracer attached in its mode.
 func (t *Tracer) Reason() string { return t.reason }
 
-// Read blocks until the next call arrives and returns it. It returns
-// ErrClosed once Close was called, or at once if the tracer was opened
-// without Events. One goroutine at a time may call it.
+// Read blocks until the next call arrives and returns it. A record that is
+// truncated or corrupt is skipped and counted as Drops.MalformedRecord. It
+// returns ErrClosed once Close was called, or at once if the tracer was
+// opened without Events. One goroutine at a time may call it.
 func (t *Tracer) Read() (mremap.Call, error) {
 	if t.reader == nil {
 		return mremap.Call{}, ErrClosed
 	}
 	for {
 		err := t.reader.ReadInto(&t.record)
-		if err == nil {
-			break
-		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			// The kernel does not wake the reader for every record (see
 			// wakeup_bytes): poll again. The reader waits only once the
@@ -428,24 +429,44 @@ func (t *Tracer) Read() (mremap.Call, error) {
 			// Stop detached the probes and every record is read.
 			return mremap.Call{}, ErrClosed
 		}
-		return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
+		if err != nil {
+			return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
+		}
+		// The real-time clock is stepped and slewed (NTP) while the
+		// monotonic one is not: measure the offset between them again now
+		// and then.
+		if time.Since(t.clockAt) > clockRefresh {
+			t.clock, t.clockAt = NewClock(), time.Now()
+		}
+		c, err := decodeEvent(t.record.RawSample, t.clock)
+		if err != nil {
+			t.malformed.Add(1)
+			continue
+		}
+		return c, nil
 	}
-	// The real-time clock is stepped and slewed (NTP) while the monotonic
-	// one is not: measure the offset between them again now and then.
-	if time.Since(t.clockAt) > clockRefresh {
-		t.clock, t.clockAt = NewClock(), time.Now()
-	}
-	return decodeEvent(t.record.RawSample, t.clock)
 }
 
-// decodeEvent turns a ring buffer record into a Call.
+// errMalformed marks a ring buffer record that decodeEvent rejects.
+var errMalformed = errors.New("malformed ring buffer record")
+
+// decodeEvent turns a ring buffer record into a Call. A record shorter than
+// the struct (truncated), or a corrupt one (its exit precedes its entry on
+// the kernel's monotonic clock, or its comm lacks the NUL the kernel always
+// writes), is an errMalformed.
 func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
 	var e bpf.MremapEvent
 	if len(raw) < int(unsafe.Sizeof(e)) {
-		return mremap.Call{}, fmt.Errorf("ring buffer record of %d bytes, want %d", len(raw), unsafe.Sizeof(e))
+		return mremap.Call{}, fmt.Errorf("%w: %d bytes, want %d", errMalformed, len(raw), unsafe.Sizeof(e))
 	}
 	// The record is the C struct event in host byte order and layout.
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&e)), unsafe.Sizeof(e)), raw)
+	if e.ExitNs < e.EnterNs {
+		return mremap.Call{}, fmt.Errorf("%w: exit at %d ns before entry at %d ns", errMalformed, e.ExitNs, e.EnterNs)
+	}
+	if e.Comm[len(e.Comm)-1] != 0 {
+		return mremap.Call{}, fmt.Errorf("%w: comm %q is not NUL-terminated", errMalformed, commString(e.Comm))
+	}
 	return mremap.Call{
 		Enter:    clock.Wall(e.EnterNs),
 		Exit:     clock.Wall(e.ExitNs),
@@ -536,6 +557,7 @@ func (t *Tracer) ReadAggregates() (*Aggregates, error) {
 		return nil, err
 	}
 	a.Drops.ProbeMissed = missed
+	a.Drops.MalformedRecord = t.malformed.Load()
 	return a, nil
 }
 

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
@@ -505,5 +508,56 @@ func TestThreadsSeenUnderProcessComm(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A truncated record in the ring buffer is skipped and counted as
+// malformed_record, and the reader goes on. The kernel program never
+// writes one, so a second program of our own writes it into the same ring
+// buffer (bpf_ringbuf_output from a socket filter run with
+// BPF_PROG_TEST_RUN), followed by a real call of the helper.
+func TestMalformedRecordCountedAndSkipped(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 16, Filter: helperOnly()})
+
+	writer, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type:    ebpf.SocketFilter,
+		License: "GPL",
+		Instructions: asm.Instructions{
+			// An 8-byte record: far shorter than struct event.
+			asm.Mov.Imm(asm.R1, 0x2a),
+			asm.StoreMem(asm.R10, -8, asm.R1, asm.DWord),
+			asm.LoadMapPtr(asm.R1, tr.maps.Events.FD()),
+			asm.Mov.Reg(asm.R2, asm.R10),
+			asm.Add.Imm(asm.R2, -8),
+			asm.Mov.Imm(asm.R3, 8),
+			asm.Mov.Imm(asm.R4, 0),
+			asm.FnRingbufOutput.Call(),
+			asm.Mov.Imm(asm.R0, 0),
+			asm.Return(),
+		},
+	})
+	if err != nil {
+		t.Fatalf("load the program that writes a short record: %v", err)
+	}
+	defer writer.Close()
+	if _, err := writer.Run(&ebpf.RunOptions{Data: make([]byte, 64)}); err != nil {
+		t.Fatalf("run the program that writes a short record: %v", err)
+	}
+
+	made := mremaptest.RunHelper(t, helper)
+	calls := readCalls(t, tr, len(made))
+	for i, c := range calls {
+		if c.Return != made[i].Return || c.OldAddress != made[i].OldAddress {
+			t.Errorf("call %d after the short record: %+v, want %+v", i, c, made[i])
+		}
+	}
+	a, err := tr.ReadAggregates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Drops != (Drops{MalformedRecord: 1}) {
+		t.Errorf("drops %+v, want one malformed_record", a.Drops)
 	}
 }

@@ -164,7 +164,7 @@ func testAggregates() *tracer.Aggregates {
 			{Move: mremap.MoveMayMove, Histogram: okMaymove},
 			{Move: mremap.MoveNone, Errno: errnoEINVAL, Histogram: failedNone},
 		},
-		Drops: tracer.Drops{RingBufferFull: 1, RateLimited: 2, ProbeMissed: 4},
+		Drops: tracer.Drops{RingBufferFull: 1, RateLimited: 2, ProbeMissed: 4, MalformedRecord: 5},
 	}
 }
 
@@ -311,6 +311,7 @@ func TestToMetrics(t *testing.T) {
 		"reason=unpaired,":          0,
 		"reason=probe_missed,":      4,
 		"reason=cardinality_limit,": 0,
+		"reason=malformed_record,":  5,
 	}, dropped)
 
 	size := histPoints(t, ms["mremap.size.delta"], "By", "process.executable.name", "mremap.resize")
@@ -354,7 +355,7 @@ func TestToMetricsNoCallsYet(t *testing.T) {
 	ms := metricsByName(t, convertAggregates(t, createDefaultConfig(), &tracer.Aggregates{}))
 	assert.ElementsMatch(t, []string{"mremap.events.dropped"}, keysOf(ms))
 	dropped := sumPoints(t, ms["mremap.events.dropped"], "{event}", "reason")
-	assert.Len(t, dropped, 5)
+	assert.Len(t, dropped, 6)
 	for k, v := range dropped {
 		assert.Zero(t, v, k)
 	}

@@ -267,7 +267,7 @@ func Metrics(md pmetric.Metrics, probe string) []string {
 		return str(a, "mremap.move"), true
 	}, 2)
 	checkSum(&p, metrics["mremap.events.dropped"], "{event}", map[string]int64{
-		"ring_buffer_full": 0, "rate_limited": 0, "unpaired": 0, "probe_missed": 0, "cardinality_limit": 0,
+		"ring_buffer_full": 0, "rate_limited": 0, "unpaired": 0, "probe_missed": 0, "cardinality_limit": 0, "malformed_record": 0,
 	}, func(a pcommon.Map) (string, bool) { return str(a, "reason"), true }, 1)
 
 	size := metrics["mremap.size.delta"]

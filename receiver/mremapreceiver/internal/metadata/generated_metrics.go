@@ -93,6 +93,7 @@ const (
 	AttributeReasonUnpaired
 	AttributeReasonProbeMissed
 	AttributeReasonCardinalityLimit
+	AttributeReasonMalformedRecord
 )
 
 // String returns the string representation of the AttributeReason.
@@ -108,6 +109,8 @@ func (av AttributeReason) String() string {
 		return "probe_missed"
 	case AttributeReasonCardinalityLimit:
 		return "cardinality_limit"
+	case AttributeReasonMalformedRecord:
+		return "malformed_record"
 	}
 	return ""
 }
@@ -119,6 +122,7 @@ var MapAttributeReason = map[string]AttributeReason{
 	"unpaired":          AttributeReasonUnpaired,
 	"probe_missed":      AttributeReasonProbeMissed,
 	"cardinality_limit": AttributeReasonCardinalityLimit,
+	"malformed_record":  AttributeReasonMalformedRecord,
 }
 
 var MetricsInfo = metricsInfo{
@@ -257,7 +261,7 @@ type metricMremapEventsDropped struct {
 // init fills mremap.events.dropped metric with initial data.
 func (m *metricMremapEventsDropped) init() {
 	m.data.SetName("mremap.events.dropped")
-	m.data.SetDescription("Calls not delivered in full: records that did not fit the ring buffer or exceeded max_events_per_second, exits without an entry, missed kretprobes, and calls missing from the aggregates because a kernel map was full.")
+	m.data.SetDescription("Calls not delivered in full: records that did not fit the ring buffer or exceeded max_events_per_second, exits without an entry, missed kretprobes, calls missing from the aggregates because a kernel map was full, and ring buffer records the receiver skipped because they were truncated or corrupt.")
 	m.data.SetUnit("{event}")
 	m.data.SetEmptySum()
 	m.data.Sum().SetIsMonotonic(true)

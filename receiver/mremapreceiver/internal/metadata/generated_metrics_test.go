@@ -197,7 +197,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["mremap.events.dropped"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Calls not delivered in full: records that did not fit the ring buffer or exceeded max_events_per_second, exits without an entry, missed kretprobes, and calls missing from the aggregates because a kernel map was full.", mi.Description())
+						assert.Equal(t, "Calls not delivered in full: records that did not fit the ring buffer or exceeded max_events_per_second, exits without an entry, missed kretprobes, calls missing from the aggregates because a kernel map was full, and ring buffer records the receiver skipped because they were truncated or corrupt.", mi.Description())
 						assert.Equal(t, "{event}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
@@ -214,7 +214,7 @@ func TestMetricsBuilder(t *testing.T) {
 						validatedMetrics["mremap.events.dropped"] = true
 						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
 						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
-						assert.Equal(t, "Calls not delivered in full: records that did not fit the ring buffer or exceeded max_events_per_second, exits without an entry, missed kretprobes, and calls missing from the aggregates because a kernel map was full.", mi.Description())
+						assert.Equal(t, "Calls not delivered in full: records that did not fit the ring buffer or exceeded max_events_per_second, exits without an entry, missed kretprobes, calls missing from the aggregates because a kernel map was full, and ring buffer records the receiver skipped because they were truncated or corrupt.", mi.Description())
 						assert.Equal(t, "{event}", mi.Unit())
 						assert.True(t, mi.Sum().IsMonotonic())
 						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
