@@ -1,7 +1,11 @@
-// Package dashboards checks the Grafana dashboards in config/grafana: every
-// query names only metrics the receiver exports, and, with a real
-// Prometheus scraping the built collector while the helper makes calls,
-// every query is valid PromQL that returns data.
+// Package dashboards checks the Grafana dashboard (config/grafana/mremap.json),
+// its provisioning files and config/prometheus.yml: every panel the
+// dashboard promises is there, every query names only metrics and labels the
+// prometheus exporter produces, the provisioning files point where the
+// dashboard expects, and, with a real Prometheus (config/prometheus.yml)
+// scraping the built collector (config/collector.yaml) while the helper
+// makes its calls, every query of every panel returns data with the
+// dashboard's variables substituted as Grafana would.
 package dashboards
 
 import (
@@ -14,12 +18,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
+	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
 )
 
 // exported are the Prometheus names of the receiver's metrics.
@@ -35,83 +43,370 @@ var exported = map[string]bool{
 	"mremap_events_dropped_total":    true,
 }
 
-type query struct{ panel, expr string }
+// exportedLabels are the labels of those metrics: their attributes,
+// host_name (resource_to_telemetry_conversion) and le (histogram buckets).
+var exportedLabels = map[string]bool{
+	"process_executable_name": true, "mremap_resize": true, "mremap_move": true,
+	"mremap_result": true, "reason": true, "host_name": true, "le": true,
+}
 
-func loadQueries(t *testing.T) []query {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(mremaptest.ModuleRoot(), "config", "grafana", "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no dashboards in config/grafana: %v", err)
+// Dashboard is the part of Grafana's dashboard model the tests read.
+type Dashboard struct {
+	Title         string `json:"title"`
+	UID           string `json:"uid"`
+	SchemaVersion int    `json:"schemaVersion"`
+	Templating    struct {
+		List []Variable `json:"list"`
+	} `json:"templating"`
+	Panels []Panel `json:"panels"`
+}
+
+type Variable struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Query      json.RawMessage `json:"query"`
+	Definition string          `json:"definition"`
+	Datasource *Datasource     `json:"datasource"`
+	Current    struct {
+		Value any `json:"value"`
+	} `json:"current"`
+}
+
+type Datasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type Panel struct {
+	Title      string      `json:"title"`
+	Type       string      `json:"type"`
+	Datasource *Datasource `json:"datasource"`
+	Targets    []struct {
+		Expr       string      `json:"expr"`
+		Format     string      `json:"format"`
+		Datasource *Datasource `json:"datasource"`
+	} `json:"targets"`
+}
+
+// wantSeries is what a panel must show for the helper's calls: the label of
+// its series and the values that must be among them ("" for a query whose
+// series has no label, such as a quantile over everything).
+type wantSeries struct {
+	label  string
+	values []string
+}
+
+// panel is what the dashboard must have under a title: its type, its
+// number of queries, text its queries must contain, and the series it must
+// show for the helper's calls.
+type panel struct {
+	kind     string
+	queries  int
+	contains []string
+	want     wantSeries
+}
+
+// panels are the panels issue 6 and the README promise, by title.
+func panels() map[string]panel {
+	var errnos, moves []string
+	seen := map[string]bool{}
+	for _, e := range mremaptest.Expected {
+		if e.Result != "ok" && !seen[e.Result] {
+			errnos = append(errnos, e.Result)
+		}
+		if e.Result == "ok" && e.Move != "none" && !seen[e.Move] {
+			moves = append(moves, e.Move)
+		}
+		seen[e.Result], seen[e.Move] = true, true
 	}
-	var out []query
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
+	return map[string]panel{
+		"Call rate by process": {"timeseries", 1, []string{"rate(mremap_calls_total{", "by (process_executable_name)"},
+			wantSeries{"process_executable_name", []string{mremaptest.Comm}}},
+		"Error rate by errno": {"timeseries", 1, []string{"rate(mremap_calls_total{", `mremap_result!="ok"`, "by (mremap_result)"},
+			wantSeries{"mremap_result", errnos}},
+		"Moves by type": {"timeseries", 1, []string{"rate(mremap_moves_total{", "by (mremap_move)"},
+			wantSeries{"mremap_move", moves}},
+		"Fixed-address moves": {"timeseries", 1, []string{"rate(mremap_moves_total{", `mremap_move="fixed"`},
+			wantSeries{"process_executable_name", []string{mremaptest.Comm}}},
+		"Bytes grown and shrunk per second": {"timeseries", 1, []string{"rate(mremap_size_delta_bytes_sum{", "by (mremap_resize)"},
+			wantSeries{"mremap_resize", []string{"grow", "shrink"}}},
+		// Every resize the helper makes is one page: le="4096" must hold it.
+		"Size delta heatmap": {"heatmap", 1, []string{"(mremap_size_delta_bytes_bucket{", "by (le)"},
+			wantSeries{"le", []string{"4096"}}},
+		"Latency p50 and p99": {"timeseries", 2, []string{"histogram_quantile(0.5, sum by (le) (rate(mremap_duration_seconds_bucket{",
+			"histogram_quantile(0.99, sum by (le) (rate(mremap_duration_seconds_bucket{"},
+			wantSeries{"", nil}},
+		"Latency heatmap": {"heatmap", 1, []string{"(mremap_duration_seconds_bucket{", "by (le)"},
+			wantSeries{"le", nil}},
+		"Dropped events by reason": {"timeseries", 1, []string{"rate(mremap_events_dropped_total{", "by (reason)"},
+			wantSeries{"reason", []string{"ring_buffer_full", "rate_limited", "unpaired", "probe_missed", "cardinality_limit", "malformed_record"}}},
+	}
+}
+
+func configPath(parts ...string) string {
+	return filepath.Join(append([]string{mremaptest.ModuleRoot(), "config"}, parts...)...)
+}
+
+func loadDashboard(t *testing.T) Dashboard {
+	t.Helper()
+	data, err := os.ReadFile(configPath("grafana", "mremap.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Dashboard
+	if err := json.Unmarshal(data, &d); err != nil {
+		t.Fatalf("config/grafana/mremap.json: %v", err)
+	}
+	return d
+}
+
+func loadYAML(t *testing.T, path string, into any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, into); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func variable(d Dashboard, name string) (Variable, bool) {
+	for _, v := range d.Templating.List {
+		if v.Name == name {
+			return v, true
 		}
-		var d struct {
-			Title  string `json:"title"`
-			UID    string `json:"uid"`
-			Panels []struct {
-				Title   string `json:"title"`
-				Type    string `json:"type"`
-				Targets []struct {
-					Expr string `json:"expr"`
-				} `json:"targets"`
-			} `json:"panels"`
+	}
+	return Variable{}, false
+}
+
+var labelValues = regexp.MustCompile(`^label_values\((.+), *([a-z_]+)\)$`)
+
+func TestDashboardModel(t *testing.T) {
+	d := loadDashboard(t)
+	if d.Title == "" || d.UID == "" {
+		t.Errorf("dashboard needs a title and a uid: %q %q", d.Title, d.UID)
+	}
+	if d.SchemaVersion < 39 {
+		t.Errorf("schemaVersion %d, want the current schema (39 or later)", d.SchemaVersion)
+	}
+	ds, ok := variable(d, "datasource")
+	if !ok || ds.Type != "datasource" || string(ds.Query) != `"prometheus"` {
+		t.Errorf("want a datasource variable for Prometheus datasources, got %+v", ds)
+	}
+	for name, label := range map[string]string{"host": "host_name", "process": "process_executable_name"} {
+		v, ok := variable(d, name)
+		if !ok {
+			t.Errorf("no variable %q", name)
+			continue
 		}
-		if err := json.Unmarshal(data, &d); err != nil {
-			t.Fatalf("%s: %v", f, err)
+		m := labelValues.FindStringSubmatch(v.Definition)
+		if v.Type != "query" || m == nil || m[2] != label {
+			t.Errorf("variable %s: want a query label_values(..., %s), got type %s, %q", name, label, v.Type, v.Definition)
 		}
-		if d.Title == "" || d.UID == "" {
-			t.Errorf("%s: dashboard needs a title and a uid", f)
+		if v.Datasource == nil || v.Datasource.UID != "${datasource}" {
+			t.Errorf("variable %s does not use the datasource variable: %+v", name, v.Datasource)
 		}
-		for _, p := range d.Panels {
-			if p.Type != "row" && len(p.Targets) == 0 {
-				t.Errorf("%s: panel %q has no query", f, p.Title)
+	}
+
+	byTitle := map[string]Panel{}
+	for _, p := range d.Panels {
+		if _, dup := byTitle[p.Title]; dup {
+			t.Errorf("two panels titled %q", p.Title)
+		}
+		byTitle[p.Title] = p
+		if p.Type == "row" {
+			continue
+		}
+		if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q does not use the datasource variable: %+v", p.Title, p.Datasource)
+		}
+		for _, tg := range p.Targets {
+			if tg.Datasource == nil || tg.Datasource.UID != "${datasource}" {
+				t.Errorf("panel %q: a query does not use the datasource variable", p.Title)
 			}
-			for _, tg := range p.Targets {
-				out = append(out, query{filepath.Base(f) + ": " + p.Title, tg.Expr})
+			if p.Type == "heatmap" && tg.Format != "heatmap" {
+				t.Errorf("heatmap %q: query format %q, want heatmap (buckets by le)", p.Title, tg.Format)
+			}
+		}
+	}
+	for title, want := range panels() {
+		p, ok := byTitle[title]
+		if !ok {
+			t.Errorf("no panel titled %q", title)
+			continue
+		}
+		if p.Type != want.kind || len(p.Targets) != want.queries {
+			t.Errorf("panel %q: type %s with %d queries, want %s with %d", title, p.Type, len(p.Targets), want.kind, want.queries)
+		}
+		var exprs []string
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+		all := strings.Join(exprs, "\n")
+		for _, c := range want.contains {
+			if !strings.Contains(all, c) {
+				t.Errorf("panel %q: no query contains %s: %s", title, c, all)
+			}
+		}
+	}
+}
+
+var (
+	metricName = regexp.MustCompile(`\bmremap_[a-z_]+_(?:total|bucket|sum|count)\b`)
+	// by (...) clauses and label matchers
+	labelName = regexp.MustCompile(`(?:by \(([a-z_, ]+)\))|(?:[{,]\s*([a-z_]+)\s*[=!]~?)`)
+)
+
+func TestQueriesNameExportedMetrics(t *testing.T) {
+	d := loadDashboard(t)
+	for _, p := range d.Panels {
+		if p.Type != "row" && len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			checkNames(t, p.Title, tg.Expr)
+		}
+	}
+	for _, v := range d.Templating.List {
+		if v.Type == "query" {
+			checkNames(t, "variable "+v.Name, v.Definition)
+		}
+	}
+}
+
+func checkNames(t *testing.T, what, expr string) {
+	names := metricName.FindAllString(expr, -1)
+	if len(names) == 0 {
+		t.Errorf("%s: query names no mremap metric: %s", what, expr)
+	}
+	for _, n := range names {
+		if !exported[n] {
+			t.Errorf("%s: %s is not a metric the prometheus exporter produces", what, n)
+		}
+	}
+	for _, m := range labelName.FindAllStringSubmatch(expr, -1) {
+		for _, l := range strings.Split(m[1]+","+m[2], ",") {
+			if l = strings.TrimSpace(l); l != "" && !exportedLabels[l] {
+				t.Errorf("%s: label %s is not one the prometheus exporter produces", what, l)
+			}
+		}
+	}
+}
+
+// TestProvisioning checks that the Grafana provisioning files and
+// config/prometheus.yml fit together with the dashboard and with
+// config/collector.yaml.
+func TestProvisioning(t *testing.T) {
+	d := loadDashboard(t)
+
+	var dsFile struct {
+		APIVersion  int `yaml:"apiVersion"`
+		Datasources []struct {
+			Name     string         `yaml:"name"`
+			UID      string         `yaml:"uid"`
+			Type     string         `yaml:"type"`
+			URL      string         `yaml:"url"`
+			JSONData map[string]any `yaml:"jsonData"`
+		} `yaml:"datasources"`
+	}
+	loadYAML(t, configPath("grafana", "provisioning", "datasources", "prometheus.yaml"), &dsFile)
+	if dsFile.APIVersion != 1 || len(dsFile.Datasources) != 1 {
+		t.Fatalf("datasources/prometheus.yaml: want apiVersion 1 and one datasource, got %+v", dsFile)
+	}
+	pds := dsFile.Datasources[0]
+	v, _ := variable(d, "datasource")
+	if pds.Type != "prometheus" || pds.UID == "" || v.Current.Value != pds.UID {
+		t.Errorf("the dashboard's datasource variable defaults to %v; the provisioned datasource is %s uid %q", v.Current.Value, pds.Type, pds.UID)
+	}
+	if pds.URL != "http://localhost:9090" {
+		t.Errorf("datasource url %q, want Prometheus's default http://localhost:9090", pds.URL)
+	}
+
+	var provider struct {
+		APIVersion int `yaml:"apiVersion"`
+		Providers  []struct {
+			Name    string `yaml:"name"`
+			Type    string `yaml:"type"`
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	providerPath := configPath("grafana", "provisioning", "dashboards", "mremap.yaml")
+	loadYAML(t, providerPath, &provider)
+	if provider.APIVersion != 1 || len(provider.Providers) != 1 || provider.Providers[0].Type != "file" {
+		t.Fatalf("dashboards/mremap.yaml: want apiVersion 1 and one file provider, got %+v", provider)
+	}
+	dir := provider.Providers[0].Options.Path
+	if !filepath.IsAbs(dir) {
+		t.Errorf("dashboard provider path %q is not absolute", dir)
+	}
+	// The provider file and the README tell users to copy the dashboard
+	// into the directory the provider reads.
+	install := "cp config/grafana/mremap.json " + dir + "/"
+	for _, f := range []string{providerPath, filepath.Join(mremaptest.ModuleRoot(), "README.md")} {
+		if data, err := os.ReadFile(f); err != nil || !strings.Contains(string(data), install) {
+			t.Errorf("%s does not say %q (the provider's path): %v", filepath.Base(f), install, err)
+		}
+	}
+
+	var prom promConfig
+	loadYAML(t, configPath("prometheus.yml"), &prom)
+	if got := dsFile.Datasources[0].JSONData["timeInterval"]; got != prom.Global["scrape_interval"] {
+		t.Errorf("datasource timeInterval %v differs from prometheus.yml's scrape_interval %v ($__rate_interval depends on it)", got, prom.Global["scrape_interval"])
+	}
+	var collector struct {
+		Exporters struct {
+			Prometheus struct {
+				Endpoint string `yaml:"endpoint"`
+			} `yaml:"prometheus"`
+		} `yaml:"exporters"`
+	}
+	loadYAML(t, configPath("collector.yaml"), &collector)
+	_, port, _ := strings.Cut(collector.Exporters.Prometheus.Endpoint, ":")
+	if targets := prom.targets("otelcol-mremap"); len(targets) != 1 || !strings.HasSuffix(targets[0], ":"+port) {
+		t.Errorf("prometheus.yml job otelcol-mremap scrapes %v, want the collector's exporter on port %s", targets, port)
+	}
+
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		if out, err := exec.Command(promtool, "check", "config", configPath("prometheus.yml")).CombinedOutput(); err != nil {
+			t.Errorf("promtool check config: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("promtool not installed: prometheus.yml is checked only by the Prometheus run in TestQueriesReturnData")
+	}
+}
+
+// promConfig is the part of prometheus.yml the tests read and rewrite.
+type promConfig struct {
+	Global        map[string]any   `yaml:"global"`
+	ScrapeConfigs []map[string]any `yaml:"scrape_configs"`
+}
+
+func (c promConfig) targets(job string) []string {
+	var out []string
+	for _, sc := range c.ScrapeConfigs {
+		if sc["job_name"] != job {
+			continue
+		}
+		statics, _ := sc["static_configs"].([]any)
+		for _, s := range statics {
+			m, _ := s.(map[string]any)
+			ts, _ := m["targets"].([]any)
+			for _, t := range ts {
+				out = append(out, fmt.Sprint(t))
 			}
 		}
 	}
 	return out
 }
 
-var (
-	metricName = regexp.MustCompile(`\bmremap_[a-z_]+_(?:total|bucket|sum|count)\b`)
-	// by (...) and {label...} clauses
-	labelName = regexp.MustCompile(`(?:by \(([a-z_, ]+)\))|(?:[{,]\s*([a-z_]+)\s*[=!]~?)`)
-	labels    = map[string]bool{
-		"process_executable_name": true, "mremap_resize": true, "mremap_move": true,
-		"mremap_result": true, "reason": true, "host_name": true, "le": true,
-	}
-)
-
-func TestQueriesNameExportedMetrics(t *testing.T) {
-	for _, q := range loadQueries(t) {
-		names := metricName.FindAllString(q.expr, -1)
-		if len(names) == 0 {
-			t.Errorf("%s: query names no mremap metric: %s", q.panel, q.expr)
-		}
-		for _, n := range names {
-			if !exported[n] {
-				t.Errorf("%s: %s is not a metric the receiver exports", q.panel, n)
-			}
-		}
-		for _, m := range labelName.FindAllStringSubmatch(q.expr, -1) {
-			for _, l := range strings.Split(m[1]+","+m[2], ",") {
-				if l = strings.TrimSpace(l); l != "" && !labels[l] {
-					t.Errorf("%s: label %s is not one the receiver exports", q.panel, l)
-				}
-			}
-		}
-	}
-}
-
-// TestQueriesReturnData runs every query against a real Prometheus that
-// scrapes the built collector (config/collector.yaml's exporter settings)
-// while the helper makes its calls.
+// TestQueriesReturnData runs config/collector.yaml (ports moved to free ones,
+// a short collection_interval) and Prometheus with config/prometheus.yml
+// (the target moved likewise, a short scrape_interval) while the helper
+// makes its calls, resolves the dashboard's variables through Prometheus's
+// API as Grafana does, and runs every query of every panel.
 func TestQueriesReturnData(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	prom, err := exec.LookPath("prometheus")
@@ -120,35 +415,36 @@ func TestQueriesReturnData(t *testing.T) {
 	}
 	bin := mremaptest.CollectorPath(t)
 	helper := mremaptest.HelperPath(t)
+	d := loadDashboard(t)
 	dir := t.TempDir()
 	exporterPort, promPort := mremaptest.FreePort(t), mremaptest.FreePort(t)
 
-	collectorCfg := filepath.Join(dir, "collector.yaml")
-	write(t, collectorCfg, fmt.Sprintf(`
-receivers:
-  mremap:
-    collection_interval: 500ms
-    filter: {comms: [mremap-helper]}
-exporters:
-  prometheus:
-    endpoint: 127.0.0.1:%d
-    resource_to_telemetry_conversion: {enabled: true}
-service:
-  pipelines:
-    metrics: {receivers: [mremap], exporters: [prometheus]}
-  telemetry:
-    metrics: {level: none}
-`, exporterPort))
-	promCfg := filepath.Join(dir, "prometheus.yml")
-	write(t, promCfg, fmt.Sprintf(`
-global: {scrape_interval: 1s, evaluation_interval: 1s}
-scrape_configs:
-  - job_name: otelcol-mremap
-    static_configs: [{targets: ["127.0.0.1:%d"]}]
-`, exporterPort))
+	var promCfg promConfig
+	loadYAML(t, configPath("prometheus.yml"), &promCfg)
+	promCfg.Global["scrape_interval"], promCfg.Global["evaluation_interval"] = "1s", "1s"
+	for _, sc := range promCfg.ScrapeConfigs {
+		if sc["job_name"] == "otelcol-mremap" {
+			sc["static_configs"] = []any{map[string]any{"targets": []string{fmt.Sprintf("127.0.0.1:%d", exporterPort)}}}
+		}
+	}
+	out, err := yaml.Marshal(promCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	promPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(promPath, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
-	start(t, bin, "--config", collectorCfg)
-	start(t, prom, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+	start(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", exporterPort), bin, "--config", configPath("collector.yaml"),
+		fmt.Sprintf("--set=exporters::prometheus::endpoint=127.0.0.1:%d", exporterPort),
+		fmt.Sprintf("--set=extensions::health_check::endpoint=127.0.0.1:%d", mremaptest.FreePort(t)),
+		"--set=receivers::mremap::collection_interval=1s",
+		// One summary line per batch instead of one line per call of
+		// every process on the host.
+		"--set=exporters::debug::verbosity=basic",
+		"--set=service::telemetry::metrics::level=none")
+	start(t, fmt.Sprintf("http://127.0.0.1:%d/-/ready", promPort), prom, "--config.file="+promPath, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", promPort))
 
 	// Calls spread over several scrapes, so that rates are not zero.
@@ -157,59 +453,154 @@ scrape_configs:
 		time.Sleep(time.Second)
 	}
 
-	for _, q := range loadQueries(t) {
-		expr := strings.NewReplacer("$__rate_interval", "30s", "$host", ".*").Replace(q.expr)
-		var res string
-		var n int
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-			res, n = instantQuery(t, promPort, expr)
-			if n > 0 {
-				break
-			}
+	// The variables, resolved in order through the label values API (what
+	// Grafana's label_values() does); each must offer the value the helper's
+	// calls carry, which is then selected.
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	selected := map[string]string{"host": host, "process": mremaptest.Comm}
+	replace := func(expr string) string {
+		// $__rate_interval: Grafana makes it at least four scrape intervals;
+		// one minute covers the whole workload.
+		r := []string{"$__rate_interval", "1m"}
+		for name, value := range selected {
+			r = append(r, "$"+name, regexpEscape(value))
 		}
-		if n == 0 {
-			t.Errorf("%s: no data for %s: %s", q.panel, expr, res)
+		return strings.NewReplacer(r...).Replace(expr)
+	}
+	for _, name := range []string{"host", "process"} {
+		v, _ := variable(d, name)
+		m := labelValues.FindStringSubmatch(v.Definition)
+		if m == nil {
+			t.Fatalf("variable %s: %q is not label_values(selector, label)", name, v.Definition)
+		}
+		var values []string
+		problems := mremapcheck.Eventually(30*time.Second, time.Second, func() []string {
+			values = labelValuesOf(t, promPort, m[2], replace(m[1]))
+			for _, val := range values {
+				if val == selected[name] {
+					return nil
+				}
+			}
+			return []string{fmt.Sprintf("variable %s offers %v, not %q", name, values, selected[name])}
+		})
+		for _, p := range problems {
+			t.Error(p)
+		}
+	}
+
+	want := panels()
+	for _, p := range d.Panels {
+		for i, tg := range p.Targets {
+			expr := replace(tg.Expr)
+			if strings.Contains(expr, "$") {
+				t.Errorf("%s: a variable is left in %s", p.Title, expr)
+				continue
+			}
+			w := want[p.Title].want
+			var res string
+			problems := mremapcheck.Eventually(30*time.Second, time.Second, func() []string {
+				var series map[string]bool
+				res, series = instantQuery(t, promPort, expr, w.label)
+				if len(series) == 0 {
+					return []string{fmt.Sprintf("%s (query %d): no data for %s: %s", p.Title, i+1, expr, res)}
+				}
+				var missing []string
+				for _, v := range w.values {
+					if !series[v] {
+						missing = append(missing, fmt.Sprintf("%s (query %d): no series with %s=%q in %v", p.Title, i+1, w.label, v, keys(series)))
+					}
+				}
+				return missing
+			})
+			for _, pr := range problems {
+				t.Error(pr)
+			}
 		}
 	}
 }
 
-// instantQuery returns the response and the number of series with a value
-// that is a number (histogram_quantile gives NaN without data).
-func instantQuery(t *testing.T, port int, expr string) (string, int) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/api/v1/query?query=%s", port, url.QueryEscape(expr)))
+// regexpEscape escapes a variable's value for a =~ matcher the way
+// Grafana's Prometheus datasource does (a regex escape, inside a PromQL
+// string, so the backslash is doubled).
+func regexpEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`\^$*+?.()|{}[]`, r) {
+			b.WriteString(`\\`)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func get(t *testing.T, port int, path string, params url.Values, into any) string {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s?%s", port, path, params.Encode()))
 	if err != nil {
-		return err.Error(), 0
+		return err.Error()
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	var r struct {
-		Status string `json:"status"`
-		Error  string `json:"error"`
-		Data   struct {
-			Result []struct {
-				Value []any `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
+		Status string          `json:"status"`
+		Error  string          `json:"error"`
+		Data   json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(body, &r); err != nil {
-		return string(body), 0
+		return string(body)
 	}
 	if r.Status != "success" {
-		t.Fatalf("query %s failed: %s", expr, r.Error)
+		t.Fatalf("%s %v failed: %s", path, params, r.Error)
 	}
-	n := 0
-	for _, s := range r.Data.Result {
-		if len(s.Value) == 2 && s.Value[1] != "NaN" {
-			n++
-		}
+	if err := json.Unmarshal(r.Data, into); err != nil {
+		t.Fatalf("%s: %v: %s", path, err, body)
 	}
-	return string(body), n
+	return string(body)
 }
 
-func start(t *testing.T, name string, args ...string) {
+func labelValuesOf(t *testing.T, port int, label, selector string) []string {
+	var values []string
+	get(t, port, "/api/v1/label/"+label+"/values", url.Values{"match[]": {selector}}, &values)
+	return values
+}
+
+// instantQuery returns the response and, of the series whose value is a
+// number (histogram_quantile gives NaN without data), the values of label
+// ("" when label is "").
+func instantQuery(t *testing.T, port int, expr, label string) (string, map[string]bool) {
+	var data struct {
+		Result []struct {
+			Metric map[string]string `json:"metric"`
+			Value  []any             `json:"value"`
+		} `json:"result"`
+	}
+	body := get(t, port, "/api/v1/query", url.Values{"query": {expr}}, &data)
+	series := map[string]bool{}
+	for _, s := range data.Result {
+		if len(s.Value) == 2 && s.Value[1] != "NaN" {
+			series[s.Metric[label]] = true
+		}
+	}
+	return body, series
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// start starts a program, stops it with SIGTERM at the end of the test, and
+// waits until ready answers 200.
+func start(t *testing.T, ready string, name string, args ...string) {
 	t.Helper()
 	cmd := exec.Command(name, args...)
-	out := &strings.Builder{}
+	out := &strings.Builder{} // read only after Wait
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -228,12 +619,18 @@ func start(t *testing.T, name string, args ...string) {
 			t.Logf("%s output:\n%s", filepath.Base(name), out.String())
 		}
 	})
-	time.Sleep(2 * time.Second)
-}
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
+	problems := mremapcheck.Eventually(60*time.Second, 200*time.Millisecond, func() []string {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return []string{resp.Status}
+		}
+		return nil
+	})
+	if len(problems) > 0 {
+		t.Fatalf("%s did not answer on %s: %v", filepath.Base(name), ready, problems)
 	}
 }
