@@ -12,10 +12,11 @@ import (
 type logConverter struct {
 	hostName string // empty when host.name is disabled or unknown
 	probe    string
+	redact   bool // redact_addresses
 }
 
 func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
-	c := &logConverter{probe: probe}
+	c := &logConverter{probe: probe, redact: cfg.RedactAddresses}
 	if cfg.ResourceAttributes.HostName.Enabled {
 		c.hostName = hostName
 	}
@@ -37,7 +38,7 @@ func (c *logConverter) toLogs(calls []observedCall) plog.Logs {
 			sl.Scope().SetName(metadata.ScopeName)
 			scopes[k] = sl
 		}
-		setLogRecord(sl.LogRecords().AppendEmpty(), call, c.probe, pcommon.NewTimestampFromTime(calls[i].observed))
+		setLogRecord(sl.LogRecords().AppendEmpty(), call, c.probe, pcommon.NewTimestampFromTime(calls[i].observed), c.redact)
 	}
 	return ld
 }
@@ -59,8 +60,9 @@ func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process, info pro
 	}
 }
 
-// setLogRecord writes one call as a log record, per SPEC.md.
-func setLogRecord(lr plog.LogRecord, c *mremap.Call, probe string, observed pcommon.Timestamp) {
+// setLogRecord writes one call as a log record, per SPEC.md. With redact,
+// the address attributes are left out and the body shows 0x? for addresses.
+func setLogRecord(lr plog.LogRecord, c *mremap.Call, probe string, observed pcommon.Timestamp, redact bool) {
 	lr.SetEventName("mremap")
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(c.Enter))
 	lr.SetObservedTimestamp(observed)
@@ -71,21 +73,29 @@ func setLogRecord(lr plog.LogRecord, c *mremap.Call, probe string, observed pcom
 		lr.SetSeverityNumber(plog.SeverityNumberWarn)
 		lr.SetSeverityText("WARN")
 	}
-	lr.Body().SetStr(c.String())
+	if redact {
+		lr.Body().SetStr(c.Redacted())
+	} else {
+		lr.Body().SetStr(c.String())
+	}
 
 	a := lr.Attributes()
 	a.EnsureCapacity(14)
 	a.PutInt("thread.id", int64(c.TID))
 	// Addresses and sizes are unsigned in the kernel; OTLP ints are signed
 	// 64-bit, which holds every user-space address and size.
-	a.PutInt("mremap.old_address", int64(c.OldAddress))
+	if !redact {
+		a.PutInt("mremap.old_address", int64(c.OldAddress))
+	}
 	a.PutInt("mremap.old_size", int64(c.OldSize))
 	a.PutInt("mremap.new_size", int64(c.NewSize))
 	a.PutInt("mremap.flags", int64(c.Flags))
 	a.PutStr("mremap.flags.names", mremap.FlagNames(c.Flags))
-	a.PutInt("mremap.new_address", int64(c.NewAddress))
+	if !redact {
+		a.PutInt("mremap.new_address", int64(c.NewAddress))
+	}
 	a.PutStr("mremap.result", c.Result())
-	if c.OK() {
+	if c.OK() && !redact {
 		a.PutInt("mremap.result_address", int64(c.ResultAddress()))
 	}
 	a.PutInt("mremap.size_delta", c.SizeDelta())

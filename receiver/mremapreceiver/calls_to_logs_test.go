@@ -194,6 +194,45 @@ func TestToLogs(t *testing.T) {
 	}, r.Attributes().AsRaw())
 }
 
+// redact_addresses: no address attribute, 0x? for each address in the
+// body, everything else as without it.
+func TestToLogsRedactAddresses(t *testing.T) {
+	root := t.TempDir()
+	cfg := createDefaultConfig()
+	cfg.RedactAddresses = true
+	c := newLogConverter(cfg, "host-a", "tracepoint")
+	plain := newLogConverter(createDefaultConfig(), "host-a", "tracepoint")
+	calls := observe(root, testCalls()...)
+	ld, want := c.toLogs(calls), plain.toLogs(calls)
+	require.Equal(t, want.LogRecordCount(), ld.LogRecordCount())
+
+	bodies := []string{
+		"mremap(0x?, 4096, 8192, MREMAP_MAYMOVE) = 0x?",
+		"mremap(0x?, 8192, 4096, MREMAP_MAYMOVE) = -1 EINVAL (Invalid argument)",
+		"mremap(0x?, 4096, 4096, MREMAP_MAYMOVE|MREMAP_FIXED, 0x?) = 0x?",
+	}
+	n := 0
+	for i := 0; i < ld.ResourceLogs().Len(); i++ {
+		assert.Equal(t, want.ResourceLogs().At(i).Resource().Attributes().AsRaw(), ld.ResourceLogs().At(i).Resource().Attributes().AsRaw())
+		records, wantRecords := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords(), want.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
+		for j := 0; j < records.Len(); j++ {
+			r, w := records.At(j), wantRecords.At(j)
+			assert.Equal(t, bodies[n], r.Body().Str())
+			n++
+			wantAttrs := w.Attributes().AsRaw()
+			for _, k := range []string{"mremap.old_address", "mremap.new_address", "mremap.result_address"} {
+				_, ok := r.Attributes().Get(k)
+				assert.False(t, ok, "%s present with redact_addresses", k)
+				delete(wantAttrs, k)
+			}
+			assert.Equal(t, wantAttrs, r.Attributes().AsRaw())
+			assert.Equal(t, w.SeverityNumber(), r.SeverityNumber())
+			assert.Equal(t, w.Timestamp(), r.Timestamp())
+		}
+	}
+	assert.Equal(t, len(bodies), n)
+}
+
 func TestToLogsAttributeValues(t *testing.T) {
 	c := &logConverter{probe: "kprobe"}
 	tests := []struct {

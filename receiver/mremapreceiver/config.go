@@ -26,6 +26,10 @@ type Config struct {
 	MaxEventsPerSecond int `mapstructure:"max_events_per_second"`
 	// Filter selects calls in the kernel.
 	Filter FilterConfig `mapstructure:"filter"`
+	// RedactAddresses leaves the address attributes (mremap.old_address,
+	// mremap.new_address, mremap.result_address) out of the log records
+	// and writes 0x? for every address in the body.
+	RedactAddresses bool `mapstructure:"redact_addresses"`
 
 	// Metrics enables or disables each metric.
 	Metrics MetricsConfig `mapstructure:"metrics"`

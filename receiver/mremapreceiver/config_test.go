@@ -53,6 +53,7 @@ func TestLoadConfig(t *testing.T) {
 		MinSizeDelta: 65536,
 		ErrorsOnly:   true,
 	}
+	custom.RedactAddresses = true
 	custom.Metrics.MremapMoves.Enabled = false
 	custom.Metrics.MremapSizeDelta.Enabled = false
 	custom.ResourceAttributes.HostName.Enabled = false
@@ -89,6 +90,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.True(t, cfg.Metrics.MremapSizeDelta.Enabled)
 	assert.True(t, cfg.Metrics.MremapDuration.Enabled)
 	assert.True(t, cfg.ResourceAttributes.HostName.Enabled)
+	assert.False(t, cfg.RedactAddresses)
 	assert.NoError(t, cfg.Validate())
 }
 
@@ -100,6 +102,39 @@ func TestLoadConfigUnknownKeys(t *testing.T) {
 		{"typo", []string{"ring_bufer_size"}},
 		{"filter_typo", []string{"filter", "pid"}},
 		{"metric_typo", []string{"mremap.size_delta"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(t, component.NewIDWithName(metadata.Type, tt.name))
+			require.Error(t, err)
+			for _, k := range tt.keys {
+				assert.Contains(t, err.Error(), k)
+			}
+		})
+	}
+}
+
+// Every key of SPEC.md (and redact_addresses) with a value of the wrong
+// type: the error names the key.
+func TestLoadConfigBadTypes(t *testing.T) {
+	tests := []struct {
+		name string
+		keys []string // each must be in the error
+	}{
+		{"bad_errors_only", []string{"errors_only"}},
+		{"bad_redact_addresses", []string{"redact_addresses"}},
+		{"bad_collection_interval", []string{"collection_interval", "invalid duration"}},
+		{"bad_ring_buffer_size", []string{"ring_buffer_size"}},
+		{"bad_max_events_per_second", []string{"max_events_per_second"}},
+		{"bad_probe", []string{"probe"}},
+		{"bad_pids", []string{"pids"}},
+		{"bad_comms", []string{"comms"}},
+		{"bad_exclude_comms", []string{"exclude_comms"}},
+		{"bad_min_size_delta", []string{"min_size_delta"}},
+		{"bad_filter", []string{"filter"}},
+		{"bad_metric_enabled", []string{"mremap.calls", "enabled"}},
+		{"bad_histogram_enabled", []string{"mremap.duration", "enabled"}},
+		{"bad_resource_attribute", []string{"host.nam"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
 )
@@ -258,6 +259,57 @@ func eachLine(t *testing.T, path string, f func([]byte)) {
 	for _, line := range lines[:len(lines)-1] {
 		if len(bytes.TrimSpace(line)) > 0 {
 			f(line)
+		}
+	}
+}
+
+// With redact_addresses the collector's log records carry no address:
+// no address attribute, and 0x? for each address in the body.
+func TestCollectorRedactAddresses(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	bin := mremaptest.CollectorPath(t)
+	helper := mremaptest.HelperPath(t)
+	config := strings.Replace(fmt.Sprintf(fileConfig, "auto"), "    collection_interval: 200ms\n",
+		"    collection_interval: 200ms\n    redact_addresses: true\n", 1)
+	c := startCollector(t, bin, config)
+	made := mremaptest.RunHelper(t, helper)
+
+	var records []plog.LogRecord
+	problems := mremapcheck.Eventually(30*time.Second, 200*time.Millisecond, func() []string {
+		records = records[:0]
+		ld := readLogs(t, filepath.Join(c.dir, "logs.json"))
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			lrs := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
+			for j := 0; j < lrs.Len(); j++ {
+				records = append(records, lrs.At(j))
+			}
+		}
+		if len(records) < len(made) {
+			return []string{fmt.Sprintf("%d log records, want %d", len(records), len(made))}
+		}
+		return nil
+	})
+	for _, p := range problems {
+		t.Fatal(p)
+	}
+	c.stop(t)
+	for i, m := range made {
+		r := records[i]
+		call := mremap.Call{OldAddress: m.OldAddress, OldSize: m.OldSize, NewSize: m.NewSize, Flags: m.Flags,
+			NewAddress: m.NewAddress, Return: m.Return}
+		if got, want := r.Body().Str(), call.Redacted(); got != want {
+			t.Errorf("%s: body %q, want %q", m.Name, got, want)
+		}
+		for _, k := range []string{"mremap.old_address", "mremap.new_address", "mremap.result_address"} {
+			if v, ok := r.Attributes().Get(k); ok {
+				t.Errorf("%s: %s=%s despite redact_addresses", m.Name, k, v.AsString())
+			}
+		}
+		if v, _ := r.Attributes().Get("mremap.old_size"); v.Int() != int64(m.OldSize) {
+			t.Errorf("%s: mremap.old_size %d, want %d", m.Name, v.Int(), m.OldSize)
+		}
+		if strings.Contains(r.Body().Str(), fmt.Sprintf("%x", m.OldAddress)) {
+			t.Errorf("%s: body %q shows the address %#x", m.Name, r.Body().Str(), m.OldAddress)
 		}
 	}
 }
