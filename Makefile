@@ -13,7 +13,7 @@ CLANG ?= clang-19
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-bpftrace clean fmt vet fuzz
+.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet fuzz
 
 all: build
 
@@ -78,13 +78,19 @@ check-generated: generate
 vmlinux:
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
 
-## bench: benchmarks
-bench: build
-	MREMAP_HELPER=$(CURDIR)/$(HELPER) $(GO) test -p 1 -run '^$$' -bench . -benchmem ./...
+## bench: as root, on a quiet machine: the Go benchmarks, then test/bench, which measures
+## what observing mremap adds per call (nothing, the floor, bpftrace, the receiver), the
+## highest rate without loss, the collector's CPU per record and peak RSS, and writes
+## BENCHMARKS.md and test/bench/added-cost.png. About 5 minutes; installs bpftrace if missing.
+bench: build bench-go
+	command -v bpftrace >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bpftrace >/dev/null; }
+	$(GO) build -o bin/mremap-bench ./test/bench
+	bin/mremap-bench -go-bench build/bench-go.txt
 
-## bench-bpftrace: per-call cost of observing a tight mremap loop: nothing, bpftrace, the collector (needs root)
-bench-bpftrace: build
-	test/bench/bpftrace.sh
+## bench-go: the Go benchmarks (decoding, conversion; with root also the syscall overhead)
+bench-go: build
+	mkdir -p build
+	set -o pipefail; MREMAP_HELPER=$(CURDIR)/$(HELPER) $(GO) test -p 1 -run '^$$' -bench . -benchmem ./... | tee build/bench-go.txt
 
 clean:
 	rm -rf bin build

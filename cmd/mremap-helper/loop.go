@@ -10,18 +10,34 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loop makes pairs shrink/grow pairs of mremap(2) calls on one locked
-// thread: a 2-page anonymous mapping shrunk to 1 page and grown back in
-// place, flags 0. With pairs 0 it makes pairs until d has passed instead.
-// It prints one line,
+// loopOptions shape the load generator.
+type loopOptions struct {
+	pairs  int           // shrink/grow pairs to make; 0: until during has passed
+	during time.Duration // with pairs 0: how long to make pairs
+	cpu    int           // pin the calling thread to this CPU; -1 leaves it free
+	rate   float64       // calls per second; 0 = as fast as the CPU allows
+}
+
+// loop is the load generator: shrink/grow pairs of mremap(2) calls on one
+// locked thread, optionally pinned to one CPU (sched_setaffinity) and paced
+// to a rate: a 2-page anonymous mapping shrunk to 1 page and grown back in
+// place, flags 0. It makes o.pairs pairs, or with o.pairs 0 makes pairs
+// until o.during has passed. It prints one line,
 //
-//	calls=<n> ns_per_call=<f> pid=<pid> tid=<tid> elapsed_ns=<n>
+//	calls=<n> ns_per_call=<f> pid=<pid> tid=<tid> elapsed_ns=<n> calls_per_second=<f>
 //
-// for test/bench/bpftrace.sh, which measures what observing the calls adds,
-// and for the accounting and soak tests.
-func loop(pairs int, d time.Duration) error {
+// for the benchmark harness (test/bench), which measures what observing the
+// calls adds, and for the accounting and soak tests.
+func loop(o loopOptions) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	if o.cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(o.cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("pin to CPU %d (sched_setaffinity): %w", o.cpu, err)
+		}
+	}
 
 	page := uintptr(os.Getpagesize())
 	m, err := unix.Mmap(-1, 0, int(2*page), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
@@ -37,9 +53,15 @@ func loop(pairs int, d time.Duration) error {
 		return nil
 	}
 
+	// Paced: every 64 pairs, sleep until the schedule catches up when it
+	// is more than a millisecond ahead (shorter sleeps overshoot).
+	var perPair time.Duration
+	if o.rate > 0 {
+		perPair = time.Duration(2 * float64(time.Second) / o.rate)
+	}
 	start := time.Now()
 	done := 0
-	for pairs == 0 || done < pairs {
+	for o.pairs == 0 || done < o.pairs {
 		if err := call(2*page, page); err != nil {
 			return err
 		}
@@ -48,14 +70,20 @@ func loop(pairs int, d time.Duration) error {
 		}
 		done++
 		// Looking at the clock every 1024 pairs costs little.
-		if pairs == 0 && done%1024 == 0 && time.Since(start) >= d {
+		if o.pairs == 0 && done%1024 == 0 && time.Since(start) >= o.during {
 			break
+		}
+		if perPair > 0 && done%64 == 0 {
+			if ahead := time.Until(start.Add(time.Duration(done) * perPair)); ahead > time.Millisecond {
+				time.Sleep(ahead)
+			}
 		}
 	}
 	elapsed := time.Since(start)
 
 	calls := 2 * done
-	fmt.Printf("calls=%d ns_per_call=%.1f pid=%d tid=%d elapsed_ns=%d\n",
-		calls, float64(elapsed.Nanoseconds())/float64(calls), os.Getpid(), unix.Gettid(), elapsed.Nanoseconds())
+	fmt.Printf("calls=%d ns_per_call=%.1f pid=%d tid=%d elapsed_ns=%d calls_per_second=%.0f\n",
+		calls, float64(elapsed.Nanoseconds())/float64(calls), os.Getpid(), unix.Gettid(),
+		elapsed.Nanoseconds(), float64(calls)/elapsed.Seconds())
 	return unix.Munmap(m)
 }

@@ -2,8 +2,9 @@
 // place, shrink, moves, failures) and prints each as a JSON line: the
 // arguments, the raw return value, its pid and tid. The real-kernel tests
 // run it and compare what the receiver reports. With -loop N it instead
-// makes N shrink/grow pairs of calls and prints the ns per call, for
-// test/bench/bpftrace.sh; with -for D it makes them for D. With -thread NAME the known calls are made on a
+// makes N shrink/grow pairs of calls and prints the ns per call, for the
+// benchmarks (test/bench); with -for D it makes them for D; -cpu pins the
+// loop to one CPU and -rate paces it. With -thread NAME the known calls are made on a
 // second thread renamed NAME, as Java or browser worker threads are.
 package main
 
@@ -26,9 +27,11 @@ func main() {
 	thread := flag.String("thread", "", "make the calls on a second thread with this name (prctl PR_SET_NAME)")
 	pairs := flag.Int("loop", 0, "instead of the known calls, make this many shrink/grow pairs of calls and print the ns per call (for benchmarks)")
 	during := flag.Duration("for", 0, "instead of the known calls, make shrink/grow pairs of calls for this long (load and soak tests)")
+	cpu := flag.Int("cpu", -1, "with -loop or -for: pin the calling thread to this CPU")
+	rate := flag.Float64("rate", 0, "with -loop or -for: calls per second (0: as fast as possible)")
 	flag.Parse()
 	if *pairs > 0 || *during > 0 {
-		if err := loop(*pairs, *during); err != nil {
+		if err := loop(loopOptions{pairs: *pairs, during: *during, cpu: *cpu, rate: *rate}); err != nil {
 			fmt.Fprintln(os.Stderr, "mremap-helper:", err)
 			os.Exit(1)
 		}
