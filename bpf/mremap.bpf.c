@@ -35,6 +35,8 @@ const volatile __u64 max_events_per_second = 0; // 0 = no cap
 // record). Waking user space per record costs more than the record; the
 // reader also polls on a short timer, so a few records never wait long.
 const volatile __u64 wakeup_bytes = 0;
+// Look up the mapping at old_address at entry (bpf_find_vma).
+const volatile bool vma_lookup = true;
 
 // Calls between entry and exit, keyed by pid_tgid. An LRU map, so that
 // entries of threads that never returned (killed in the syscall, or a missed
@@ -45,6 +47,29 @@ struct {
 	__type(key, __u64);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
+
+// Per-CPU scratch space: the inflight entry (too big for the 512-byte BPF
+// stack) and the buffer a file path is built in, from its last name to its
+// first. Twice VMA_PATH_LEN, so that an offset and a length each masked to
+// VMA_PATH_LEN-1 stay inside it, which is what the verifier checks.
+struct path_walk {
+	__u64 dentry, mnt, root; // where the walk is: kernel addresses
+	__u32 off;               // where the path built so far starts in buf
+	__u32 done;              // the walk reached the root
+};
+
+struct scratch {
+	struct inflight in;
+	struct path_walk walk;
+	char buf[2 * VMA_PATH_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -118,6 +143,7 @@ const struct event *unused_event __attribute__((unused));
 const enum resize *unused_resize __attribute__((unused));
 const enum move *unused_move __attribute__((unused));
 const enum drop_reason *unused_drop_reason __attribute__((unused));
+const enum vma_flag *unused_vma_flag __attribute__((unused));
 
 // Zero values to insert new aggregate keys with.
 static const struct hist zero_hist;
@@ -199,6 +225,150 @@ static __always_inline bool selected(__u32 tgid, struct comm *comm)
 	return true;
 }
 
+// vm_flags bits, from <linux/mm.h>.
+#define VM_READ 0x1UL
+#define VM_WRITE 0x2UL
+#define VM_EXEC 0x4UL
+#define VM_MAYSHARE 0x80UL
+
+#define PATH_MASK (VMA_PATH_LEN - 1)
+
+// path_step is one step of the walk file_path starts (a bpf_loop callback,
+// so that the verifier checks one step, not every path through all of
+// them): it prepends the name of the current dentry to s->buf, or, at the
+// root of a mount, continues from the mount point in the parent mount, as
+// d_path() does. It returns 1 to stop.
+static long path_step(__u32 i, void *ctx)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 1;
+	struct path_walk *w = &s->walk;
+	struct dentry *d = (struct dentry *)w->dentry;
+	struct mount *mnt = (struct mount *)w->mnt;
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (d == (struct dentry *)w->root || d == parent) {
+		if (d != (struct dentry *)w->root) {
+			w->done = 1; // the root of a filesystem not mounted anywhere (pipes, memfds' shm)
+			return 1;
+		}
+		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);
+		if (up == mnt) {
+			w->done = 1; // the root mount
+			return 1;
+		}
+		w->dentry = (__u64)BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = (__u64)up;
+		w->root = (__u64)BPF_CORE_READ(up, mnt.mnt_root);
+		return 0;
+	}
+	struct qstr name;
+	BPF_CORE_READ_INTO(&name, d, d_name);
+	__u32 len = name.len, off = w->off;
+	if (len + 1 > off)
+		return 1; // no room: keep the last names, marked truncated
+	if (len > 0) {
+		off -= len + 1;
+		// Both masks are no-ops (off+1 < VMA_PATH_LEN since len > 0); they
+		// show the verifier that the write stays inside buf.
+		bpf_probe_read_kernel(&s->buf[(off + 1) & PATH_MASK], len & PATH_MASK, name.name);
+		s->buf[off & PATH_MASK] = '/';
+		w->off = off;
+	}
+	w->dentry = (__u64)parent;
+	return 0;
+}
+
+// file_path writes the absolute path of file into s->in.vma, as d_path()
+// does for /proc/PID/maps: names are prepended right to left in
+// s->buf[0, VMA_PATH_LEN), walking up dentries and across mount points,
+// then copied.
+static __always_inline void file_path(struct scratch *s, struct file *file)
+{
+	struct vma *v = &s->in.vma;
+	struct path_walk *w = &s->walk;
+	struct path fp;
+	BPF_CORE_READ_INTO(&fp, file, f_path);
+	struct dentry *d = fp.dentry;
+	w->dentry = (__u64)d;
+	w->mnt = (__u64)container_of(fp.mnt, struct mount, mnt);
+	w->root = (__u64)BPF_CORE_READ(fp.mnt, mnt_root);
+	w->off = VMA_PATH_LEN;
+	w->done = 0;
+
+	// An unlinked dentry is unhashed and not its own parent (d_unlinked).
+	if (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d)
+		v->flags |= VMA_PATH_DELETED;
+
+	bpf_loop(VMA_PATH_DEPTH, path_step, NULL, 0);
+
+	if (!w->done)
+		v->flags |= VMA_PATH_TRUNCATED;
+	__u32 off = w->off;
+	if (off >= VMA_PATH_LEN) {
+		// The root directory itself (or nothing fitted).
+		off = VMA_PATH_LEN - 1;
+		s->buf[off] = '/';
+	}
+	__u32 n = VMA_PATH_LEN - off;
+	if (n > VMA_PATH_LEN)
+		n = VMA_PATH_LEN;
+	bpf_probe_read_kernel(v->path, n, &s->buf[off & PATH_MASK]);
+	v->path_len = n;
+}
+
+static __always_inline void set_name(struct vma *v, const char *name, __u32 n)
+{
+	__builtin_memcpy(v->path, name, 8);
+	v->path_len = n;
+}
+
+// vma_found is bpf_find_vma's callback: it runs with the mm's mmap lock held
+// for reading, so the mapping cannot change under it.
+static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void *ctx)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	struct vma *v = &s->in.vma;
+	unsigned long fl = BPF_CORE_READ(vma, vm_flags);
+	v->flags = VMA_FOUND;
+	v->perms[0] = fl & VM_READ ? 'r' : '-';
+	v->perms[1] = fl & VM_WRITE ? 'w' : '-';
+	v->perms[2] = fl & VM_EXEC ? 'x' : '-';
+	v->perms[3] = fl & VM_MAYSHARE ? 's' : 'p';
+
+	// The name, in the order /proc/PID/maps (show_map_vma) picks it.
+	struct file *file = BPF_CORE_READ(vma, vm_file);
+	if (file) {
+		file_path(s, file);
+		return 0;
+	}
+	// Special mappings ([vdso], [vvar], [uprobes]) are the ones whose
+	// vm_ops have a name(); it returns their vm_special_mapping's name.
+	const struct vm_operations_struct *ops = BPF_CORE_READ(vma, vm_ops);
+	if (ops && BPF_CORE_READ(ops, name)) {
+		struct vm_special_mapping *sm = BPF_CORE_READ(vma, vm_private_data);
+		const char *name = BPF_CORE_READ(sm, name);
+		long n = bpf_probe_read_kernel_str(v->path, sizeof(v->path), name);
+		if (n > 1)
+			v->path_len = n - 1;
+		return 0;
+	}
+	struct mm_struct *mm = BPF_CORE_READ(vma, vm_mm);
+	unsigned long start = BPF_CORE_READ(vma, vm_start), end = BPF_CORE_READ(vma, vm_end);
+	if (start <= BPF_CORE_READ(mm, brk) && end >= BPF_CORE_READ(mm, start_brk)) {
+		set_name(v, "[heap]\0", 6);
+		return 0;
+	}
+	unsigned long stack = BPF_CORE_READ(mm, start_stack);
+	if (start <= stack && end >= stack)
+		set_name(v, "[stack]\0", 7);
+	return 0;
+}
+
 static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __u64 flags,
 				    __u64 new_addr)
 {
@@ -207,11 +377,26 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 	if (!selected(id >> 32, &comm))
 		return 0;
 
-	struct inflight in = {
-		.enter_ns = bpf_ktime_get_ns(),
-		.args = { addr, old_len, new_len, flags, new_addr },
-	};
-	bpf_map_update_elem(&inflight, &id, &in, BPF_ANY);
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	struct inflight *in = &s->in;
+	in->vma.flags = 0;
+	in->vma.path_len = 0;
+	if (vma_lookup) {
+		// Fails (the mapping stays unknown) when there is none at addr, or
+		// when another thread holds the mmap lock for writing (-EBUSY).
+		bpf_find_vma(bpf_get_current_task_btf(), addr, vma_found, NULL, 0);
+	}
+	// After the lookup, so that the duration is the syscall's alone.
+	in->enter_ns = bpf_ktime_get_ns();
+	in->args[0] = addr;
+	in->args[1] = old_len;
+	in->args[2] = new_len;
+	in->args[3] = flags;
+	in->args[4] = new_addr;
+	bpf_map_update_elem(&inflight, &id, in, BPF_ANY);
 	return 0;
 }
 
@@ -247,21 +432,23 @@ static __always_inline int on_exit(long ret)
 	if (!selected(tgid, &comm))
 		return 0;
 
-	struct inflight *inp = bpf_map_lookup_elem(&inflight, &id);
-	if (!inp) {
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &id);
+	if (!in) {
 		count_drop(DROP_UNPAIRED);
 		return 0;
 	}
-	struct inflight in = *inp;
-	bpf_map_delete_elem(&inflight, &id);
-
+	// The entry is deleted once its mapping is copied to the record: a
+	// deleted LRU element may be reused at once by another CPU.
 	__u64 now = bpf_ktime_get_ns();
-	__u64 old_addr = in.args[0], old_len = in.args[1], new_len = in.args[2];
-	__u64 flags = in.args[3];
+	__u64 enter_ns = in->enter_ns;
+	__u64 old_addr = in->args[0], old_len = in->args[1], new_len = in->args[2];
+	__u64 flags = in->args[3], new_addr = in->args[4];
 
 	__u64 delta = new_len > old_len ? new_len - old_len : old_len - new_len;
-	if (delta < min_size_delta)
+	if (delta < min_size_delta) {
+		bpf_map_delete_elem(&inflight, &id);
 		return 0;
+	}
 
 	if (!filter_comms && !filter_exclude_comms)
 		process_comm(&comm);
@@ -298,37 +485,44 @@ static __always_inline int on_exit(long ret)
 	struct duration_key dk = { .move = move, .err = err };
 	struct hist *dh = lookup_or_insert(&duration_hist, &dk, &zero_hist);
 	if (dh)
-		hist_add(dh, now - in.enter_ns);
+		hist_add(dh, now - enter_ns);
 	else
 		missing = true;
 	if (missing)
 		count_drop(DROP_CARDINALITY_LIMIT);
 
-	if (!emit_events || (errors_only && ok))
+	if (!emit_events || (errors_only && ok)) {
+		bpf_map_delete_elem(&inflight, &id);
 		return 0;
+	}
 	if (!rate_allows()) {
+		bpf_map_delete_elem(&inflight, &id);
 		count_drop(DROP_RATE_LIMITED);
 		return 0;
 	}
 
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
+		bpf_map_delete_elem(&inflight, &id);
 		count_drop(DROP_RING_BUFFER_FULL);
 		return 0;
 	}
+	__builtin_memcpy(&e->vma, &in->vma, sizeof(e->vma));
+	bpf_map_delete_elem(&inflight, &id);
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	e->enter_ns = in.enter_ns;
+	e->enter_ns = enter_ns;
 	e->exit_ns = now;
 	e->old_address = old_addr;
 	e->old_size = old_len;
 	e->new_size = new_len;
 	e->flags = flags;
-	e->new_address = in.args[4];
+	e->new_address = new_addr;
 	e->ret = ret;
 	e->tgid = tgid;
 	e->tid = (__u32)id;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->start_time = BPF_CORE_READ(task, group_leader, start_time);
 	__builtin_memcpy(e->comm, comm.name, sizeof(e->comm));
 	__u64 wakeup = 0;
 	if (wakeup_bytes)

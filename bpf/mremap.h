@@ -54,10 +54,32 @@ struct comm {
 	char name[TASK_COMM_LEN];
 };
 
+// The mapping that contained old_address at entry, as /proc/PID/maps shows
+// it. The path is built in the kernel, so it is right even when the mapping
+// is gone by the time user space reads the record.
+#define VMA_PATH_LEN 256
+// Dentries and mount points a file path walks up through, at most.
+#define VMA_PATH_DEPTH 32
+
+enum vma_flag {
+	VMA_FOUND = 1,          // a mapping contains old_address; perms and path are set
+	VMA_PATH_TRUNCATED = 2, // path holds only the last VMA_PATH_LEN bytes or VMA_PATH_DEPTH names
+	VMA_PATH_DELETED = 4,   // the file was unlinked: /proc/PID/maps appends " (deleted)"
+};
+
+struct vma {
+	__u8 flags;    // enum vma_flag bits
+	char perms[4]; // "rw-p": VM_READ, VM_WRITE, VM_EXEC, then s (VM_MAYSHARE) or p
+	__u8 pad;
+	__u16 path_len; // bytes of path used; no NUL
+	char path[VMA_PATH_LEN];
+};
+
 // A call between its entry and exit probes.
 struct inflight {
 	__u64 enter_ns;
 	__u64 args[5];
+	struct vma vma;
 };
 
 // One mremap call, as submitted to the ring buffer.
@@ -75,6 +97,10 @@ struct event {
 	__u32 ppid;
 	__u32 uid;
 	char comm[TASK_COMM_LEN];
+	// The process's start time (its thread group leader's, in ns since
+	// boot): with tgid, it names the process even after its pid is reused.
+	__u64 start_time;
+	struct vma vma;
 };
 
 struct call_key {

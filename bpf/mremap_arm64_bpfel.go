@@ -59,6 +59,8 @@ type MremapEvent struct {
 	Ppid       uint32
 	Uid        uint32
 	Comm       [16]int8
+	StartTime  uint64
+	Vma        MremapVma
 }
 
 type MremapHist struct {
@@ -71,6 +73,7 @@ type MremapInflight struct {
 	_       structs.HostLayout
 	EnterNs uint64
 	Args    [5]uint64
+	Vma     MremapVma
 }
 
 type MremapMove uint32
@@ -96,12 +99,43 @@ const (
 	MremapResizeRESIZE_SHRINK MremapResize = 2
 )
 
+type MremapScratch struct {
+	_    structs.HostLayout
+	In   MremapInflight
+	Walk struct {
+		_      structs.HostLayout
+		Dentry uint64
+		Mnt    uint64
+		Root   uint64
+		Off    uint32
+		Done   uint32
+	}
+	Buf [512]int8
+}
+
 type MremapSizeKey struct {
 	_      structs.HostLayout
 	Comm   MremapComm
 	Resize uint8
 	Pad    [7]uint8
 }
+
+type MremapVma struct {
+	_       structs.HostLayout
+	Flags   uint8
+	Perms   [4]int8
+	Pad     uint8
+	PathLen uint16
+	Path    [256]int8
+}
+
+type MremapVmaFlag uint32
+
+const (
+	MremapVmaFlagVMA_FOUND          MremapVmaFlag = 1
+	MremapVmaFlagVMA_PATH_TRUNCATED MremapVmaFlag = 2
+	MremapVmaFlagVMA_PATH_DELETED   MremapVmaFlag = 4
+)
 
 // Names of all BPF objects in the ELF.
 //
@@ -116,6 +150,7 @@ const (
 	MremapMapInflight           = "inflight"
 	MremapMapPidFilter          = "pid_filter"
 	MremapMapRate               = "rate"
+	MremapMapScratch            = "scratch"
 	MremapMapSizeHist           = "size_hist"
 	MremapProgKprobeEnter       = "kprobe_enter"
 	MremapProgKprobeEnterIa32   = "kprobe_enter_ia32"
@@ -133,6 +168,8 @@ const (
 	MremapVarUnusedEvent        = "unused_event"
 	MremapVarUnusedMove         = "unused_move"
 	MremapVarUnusedResize       = "unused_resize"
+	MremapVarUnusedVmaFlag      = "unused_vma_flag"
+	MremapVarVmaLookup          = "vma_lookup"
 	MremapVarWakeupBytes        = "wakeup_bytes"
 )
 
@@ -198,6 +235,7 @@ type MremapMapSpecs struct {
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	Rate         *ebpf.MapSpec `ebpf:"rate"`
+	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	SizeHist     *ebpf.MapSpec `ebpf:"size_hist"`
 }
 
@@ -216,6 +254,8 @@ type MremapVariableSpecs struct {
 	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedMove         *ebpf.VariableSpec `ebpf:"unused_move"`
 	UnusedResize       *ebpf.VariableSpec `ebpf:"unused_resize"`
+	UnusedVmaFlag      *ebpf.VariableSpec `ebpf:"unused_vma_flag"`
+	VmaLookup          *ebpf.VariableSpec `ebpf:"vma_lookup"`
 	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
@@ -248,6 +288,7 @@ type MremapMaps struct {
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	Rate         *ebpf.Map `ebpf:"rate"`
+	Scratch      *ebpf.Map `ebpf:"scratch"`
 	SizeHist     *ebpf.Map `ebpf:"size_hist"`
 }
 
@@ -262,6 +303,7 @@ func (m *MremapMaps) Close() error {
 		m.Inflight,
 		m.PidFilter,
 		m.Rate,
+		m.Scratch,
 		m.SizeHist,
 	)
 }
@@ -281,6 +323,8 @@ type MremapVariables struct {
 	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
 	UnusedMove         *ebpf.Variable `ebpf:"unused_move"`
 	UnusedResize       *ebpf.Variable `ebpf:"unused_resize"`
+	UnusedVmaFlag      *ebpf.Variable `ebpf:"unused_vma_flag"`
+	VmaLookup          *ebpf.Variable `ebpf:"vma_lookup"`
 	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 

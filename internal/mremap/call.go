@@ -142,6 +142,26 @@ type Process struct {
 	PPID uint32
 	UID  uint32
 	Comm string // the task's comm, at most 15 bytes
+	// StartTime is when the process started, in ns since boot (the
+	// kernel's task start_time). With PID it tells a process from a later
+	// one that reused its pid.
+	StartTime uint64
+}
+
+// VMA is the mapping that contained a call's old_address when the call
+// entered the kernel, as /proc/PID/maps shows it.
+type VMA struct {
+	// Found is false when no mapping contained the address (the call fails
+	// with EFAULT), or when it was not looked up.
+	Found bool
+	// Permissions are four characters: r, w, x or -, then s (shared) or p
+	// (private), e.g. "rw-p", "r-xp", "r--s".
+	Permissions string
+	// Path is a file mapping's absolute path (with " (deleted)" when the
+	// file was unlinked, and "..." before it when it was too long to keep
+	// whole), the name of a special mapping ("[heap]", "[stack]",
+	// "[vdso]"), or "" for anonymous memory.
+	Path string
 }
 
 // Call is one mremap(2) call.
@@ -162,6 +182,9 @@ type Call struct {
 
 	// Return is the raw return value: an address, or -errno.
 	Return int64
+
+	// VMA is the mapping at OldAddress at entry.
+	VMA VMA
 }
 
 // OK tells whether the call succeeded. The kernel returns -errno in

@@ -5,9 +5,14 @@
 package mremaptest
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -27,6 +32,15 @@ type Made struct {
 	Flags      uint64 `json:"flags"`
 	NewAddress uint64 `json:"new_address"`
 	Return     int64  `json:"return"`
+	// Maps is what /proc/self/maps showed, just before the call, of the
+	// mapping that contained OldAddress; nil if none did.
+	Maps *Mapping `json:"maps,omitempty"`
+}
+
+// Mapping is a line of /proc/PID/maps: its permissions and path.
+type Mapping struct {
+	Permissions string `json:"permissions"`
+	Path        string `json:"path"`
 }
 
 // Expectation is what the tests expect of a call, written out by hand.
@@ -39,7 +53,20 @@ type Expectation struct {
 	// Moved: the result address differs from the old address (maymove,
 	// dontunmap and fixed moves).
 	Moved bool
+	// VMAPermissions of the mapping at the old address, as
+	// /proc/PID/maps shows them; "" when there is none (EFAULT).
+	VMAPermissions string
+	// VMAPath is the mapping's path: "" (anonymous memory), "[heap]", or
+	// TempFile or Executable, which stand for the helper's paths.
+	VMAPath string
 }
+
+// Stand-ins in Expectation.VMAPath for paths known only when the helper
+// runs: the temporary file it maps, and its own executable.
+const (
+	TempFile   = "<temporary file>"
+	Executable = "<executable>"
+)
 
 const page = 4096
 
@@ -48,15 +75,21 @@ var Expected = []struct {
 	Name string
 	Expectation
 }{
-	{"shrink", Expectation{"", "shrink", "none", "ok", -page, false}},
-	{"grow_in_place", Expectation{"", "grow", "none", "ok", page, false}},
-	{"maymove", Expectation{"MREMAP_MAYMOVE", "grow", "maymove", "ok", page, true}},
-	{"fixed", Expectation{"MREMAP_MAYMOVE|MREMAP_FIXED", "none", "fixed", "ok", 0, true}},
-	{"dontunmap", Expectation{"MREMAP_MAYMOVE|MREMAP_DONTUNMAP", "none", "dontunmap", "ok", 0, true}},
-	{"einval_unaligned", Expectation{"MREMAP_MAYMOVE", "grow", "none", "EINVAL", page, false}},
-	{"einval_fixed_without_maymove", Expectation{"MREMAP_FIXED", "none", "fixed", "EINVAL", 0, false}},
-	{"efault_unmapped", Expectation{"MREMAP_MAYMOVE", "grow", "none", "EFAULT", page, false}},
-	{"enomem_blocked", Expectation{"", "grow", "none", "ENOMEM", page, false}},
+	{"shrink", Expectation{"", "shrink", "none", "ok", -page, false, "rw-p", ""}},
+	{"grow_in_place", Expectation{"", "grow", "none", "ok", page, false, "rw-p", ""}},
+	{"maymove", Expectation{"MREMAP_MAYMOVE", "grow", "maymove", "ok", page, true, "rw-p", ""}},
+	{"fixed", Expectation{"MREMAP_MAYMOVE|MREMAP_FIXED", "none", "fixed", "ok", 0, true, "rw-p", ""}},
+	{"dontunmap", Expectation{"MREMAP_MAYMOVE|MREMAP_DONTUNMAP", "none", "dontunmap", "ok", 0, true, "rw-p", ""}},
+	{"einval_unaligned", Expectation{"MREMAP_MAYMOVE", "grow", "none", "EINVAL", page, false, "rw-p", ""}},
+	{"einval_fixed_without_maymove", Expectation{"MREMAP_FIXED", "none", "fixed", "EINVAL", 0, false, "rw-p", ""}},
+	{"efault_unmapped", Expectation{"MREMAP_MAYMOVE", "grow", "none", "EFAULT", page, false, "", ""}},
+	{"enomem_blocked", Expectation{"", "grow", "none", "ENOMEM", page, false, "rw-p", ""}},
+	// A shared read-only mapping of a file in /dev/shm, a mount of its own.
+	{"file_shared_readonly", Expectation{"", "shrink", "none", "ok", -page, false, "r--s", TempFile}},
+	// The heap: memory the helper adds with brk(2).
+	{"heap", Expectation{"", "shrink", "none", "ok", -page, false, "rw-p", "[heap]"}},
+	// An executable mapping of the helper's own executable.
+	{"exec_file", Expectation{"", "shrink", "none", "ok", -page, false, "r-xp", Executable}},
 }
 
 const (
@@ -74,13 +107,17 @@ func MakeCalls() ([]Made, error) {
 	pid, tid := uint32(os.Getpid()), uint32(unix.Gettid())
 	var made []Made
 	call := func(name string, addr, oldSize, newSize, flags, newAddr uint64) uint64 {
+		maps, mapsErr := MappingAt(addr)
+		if mapsErr != nil {
+			maps = &Mapping{Permissions: "error", Path: mapsErr.Error()}
+		}
 		r, _, errno := unix.Syscall6(unix.SYS_MREMAP, uintptr(addr), uintptr(oldSize), uintptr(newSize),
 			uintptr(flags), uintptr(newAddr), 0)
 		ret := int64(r)
 		if errno != 0 {
 			ret = -int64(errno)
 		}
-		made = append(made, Made{name, pid, tid, addr, oldSize, newSize, flags, newAddr, ret})
+		made = append(made, Made{name, pid, tid, addr, oldSize, newSize, flags, newAddr, ret, maps})
 		return uint64(r)
 	}
 	mmap := func(pages int) (uint64, error) {
@@ -142,6 +179,29 @@ func MakeCalls() ([]Made, error) {
 	}
 	call("enomem_blocked", e, page, 2*page, 0, 0)
 
+	tempFile, err := mapTempFile()
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tempFile.path)
+	call("file_shared_readonly", tempFile.addr, 2*page, page, 0, 0)
+
+	heap, err := growHeap(2 * page)
+	if err != nil {
+		return nil, err
+	}
+	call("heap", heap, 2*page, page, 0, 0)
+
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the executable: %w", err)
+	}
+	x, err := mapFile(exe, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE)
+	if err != nil {
+		return nil, err
+	}
+	call("exec_file", x, 2*page, page, 0, 0)
+
 	for i, m := range made {
 		if m.Name != Expected[i].Name {
 			return nil, fmt.Errorf("call %d is %s, Expected lists %s", i, m.Name, Expected[i].Name)
@@ -149,6 +209,116 @@ func MakeCalls() ([]Made, error) {
 		if wantOK := Expected[i].Result == "ok"; wantOK != (m.Return >= 0) {
 			return made, fmt.Errorf("call %s returned %d, expected %s", m.Name, m.Return, Expected[i].Result)
 		}
+		want := expectedMapping(Expected[i].Expectation, tempFile.path, exe)
+		if fmt.Sprint(m.Maps) != fmt.Sprint(want) {
+			return made, fmt.Errorf("call %s: /proc/self/maps showed %v at 0x%x, expected %v", m.Name, m.Maps, m.OldAddress, want)
+		}
 	}
 	return made, nil
+}
+
+// expectedMapping is what /proc/self/maps must show for e.
+func expectedMapping(e Expectation, tempFile, exe string) *Mapping {
+	if e.VMAPermissions == "" {
+		return nil
+	}
+	path := e.VMAPath
+	switch path {
+	case TempFile:
+		path = tempFile
+	case Executable:
+		path = exe
+	}
+	return &Mapping{e.VMAPermissions, path}
+}
+
+type mappedFile struct {
+	path string
+	addr uint64
+}
+
+// mapTempFile maps a new 2-page file in /dev/shm (a tmpfs mounted apart
+// from /, so that its path crosses a mount point) shared and read-only.
+func mapTempFile() (mappedFile, error) {
+	dir := "/dev/shm"
+	if _, err := os.Stat(dir); err != nil {
+		dir = os.TempDir()
+	}
+	if d, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = d
+	}
+	f, err := os.CreateTemp(dir, "mremap-helper-*.data")
+	if err != nil {
+		return mappedFile{}, fmt.Errorf("create the file to map: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(2 * page); err != nil {
+		os.Remove(f.Name())
+		return mappedFile{}, fmt.Errorf("size %s: %w", f.Name(), err)
+	}
+	addr, err := mapFile(f.Name(), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		os.Remove(f.Name())
+		return mappedFile{}, err
+	}
+	return mappedFile{f.Name(), addr}, nil
+}
+
+// mapFile maps the first 2 pages of a file.
+func mapFile(path string, prot, flags int) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("open the file to map: %w", err)
+	}
+	defer f.Close()
+	b, err := unix.Mmap(int(f.Fd()), 0, 2*page, prot, flags)
+	if err != nil {
+		return 0, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), nil
+}
+
+// growHeap moves the program break up by n bytes (Go itself never uses
+// brk(2), so the heap starts empty) and returns the start of what it added.
+func growHeap(n uint64) (uint64, error) {
+	cur, _, _ := unix.Syscall(unix.SYS_BRK, 0, 0, 0)
+	got, _, _ := unix.Syscall(unix.SYS_BRK, cur+uintptr(n), 0, 0)
+	if got != cur+uintptr(n) {
+		return 0, fmt.Errorf("brk(0x%x) = 0x%x: the heap did not grow", cur+uintptr(n), got)
+	}
+	return uint64(cur), nil
+}
+
+// MappingAt reads /proc/self/maps for the mapping that contains addr; nil
+// if none does.
+func MappingAt(addr uint64) (*Mapping, error) {
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	s := bufio.NewScanner(bytes.NewReader(data))
+	for s.Scan() {
+		// start-end perms offset dev inode<spaces>path
+		line := s.Text()
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		lo, hi, ok := strings.Cut(fields[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || addr < start || addr >= end {
+			continue
+		}
+		rest := line
+		for i := 0; i < 5; i++ {
+			rest = strings.TrimLeft(rest, " ")
+			_, rest, _ = strings.Cut(rest, " ")
+		}
+		return &Mapping{Permissions: fields[1], Path: strings.TrimLeft(rest, " ")}, nil
+	}
+	return nil, s.Err()
 }

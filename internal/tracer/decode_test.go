@@ -26,11 +26,15 @@ type eventFields struct {
 	ret                                          int64
 	tgid, tid, ppid, uid                         uint32
 	comm                                         [16]byte
+	startTime                                    uint64
+	vmaFlags                                     uint8
+	vmaPerms                                     string // 4 bytes
+	vmaPath                                      string // at most 256 bytes
 }
 
 // rawEvent lays out e in host byte order at the C struct's offsets.
 func rawEvent(e eventFields) []byte {
-	b := make([]byte, 0, 96)
+	b := make([]byte, 0, 368)
 	ne := binary.NativeEndian
 	for _, v := range []uint64{e.enterNs, e.exitNs, e.oldAddress, e.oldSize, e.newSize, e.flags, e.newAddr, uint64(e.ret)} {
 		b = ne.AppendUint64(b, v)
@@ -38,7 +42,18 @@ func rawEvent(e eventFields) []byte {
 	for _, v := range []uint32{e.tgid, e.tid, e.ppid, e.uid} {
 		b = ne.AppendUint32(b, v)
 	}
-	return append(b, e.comm[:]...)
+	b = append(b, e.comm[:]...)
+	b = ne.AppendUint64(b, e.startTime)
+	// struct vma: flags, perms[4], pad, path_len (u16), path[256]
+	b = append(b, e.vmaFlags)
+	var perms [4]byte
+	copy(perms[:], e.vmaPerms)
+	b = append(b, perms[:]...)
+	b = append(b, 0)
+	b = ne.AppendUint16(b, uint16(len(e.vmaPath)))
+	var path [256]byte
+	copy(path[:], e.vmaPath)
+	return append(b, path[:]...)
 }
 
 func comm16(s string) [16]byte {
@@ -51,21 +66,27 @@ func comm16(s string) [16]byte {
 // so a change to the C struct fails here and not in decoding.
 func TestEventLayout(t *testing.T) {
 	var e bpf.MremapEvent
-	assert.Equal(t, uintptr(96), unsafe.Sizeof(e))
+	assert.Equal(t, uintptr(368), unsafe.Sizeof(e))
 	offsets := map[string][2]uintptr{
-		"EnterNs":    {unsafe.Offsetof(e.EnterNs), 0},
-		"ExitNs":     {unsafe.Offsetof(e.ExitNs), 8},
-		"OldAddress": {unsafe.Offsetof(e.OldAddress), 16},
-		"OldSize":    {unsafe.Offsetof(e.OldSize), 24},
-		"NewSize":    {unsafe.Offsetof(e.NewSize), 32},
-		"Flags":      {unsafe.Offsetof(e.Flags), 40},
-		"NewAddress": {unsafe.Offsetof(e.NewAddress), 48},
-		"Ret":        {unsafe.Offsetof(e.Ret), 56},
-		"Tgid":       {unsafe.Offsetof(e.Tgid), 64},
-		"Tid":        {unsafe.Offsetof(e.Tid), 68},
-		"Ppid":       {unsafe.Offsetof(e.Ppid), 72},
-		"Uid":        {unsafe.Offsetof(e.Uid), 76},
-		"Comm":       {unsafe.Offsetof(e.Comm), 80},
+		"EnterNs":     {unsafe.Offsetof(e.EnterNs), 0},
+		"ExitNs":      {unsafe.Offsetof(e.ExitNs), 8},
+		"OldAddress":  {unsafe.Offsetof(e.OldAddress), 16},
+		"OldSize":     {unsafe.Offsetof(e.OldSize), 24},
+		"NewSize":     {unsafe.Offsetof(e.NewSize), 32},
+		"Flags":       {unsafe.Offsetof(e.Flags), 40},
+		"NewAddress":  {unsafe.Offsetof(e.NewAddress), 48},
+		"Ret":         {unsafe.Offsetof(e.Ret), 56},
+		"Tgid":        {unsafe.Offsetof(e.Tgid), 64},
+		"Tid":         {unsafe.Offsetof(e.Tid), 68},
+		"Ppid":        {unsafe.Offsetof(e.Ppid), 72},
+		"Uid":         {unsafe.Offsetof(e.Uid), 76},
+		"Comm":        {unsafe.Offsetof(e.Comm), 80},
+		"StartTime":   {unsafe.Offsetof(e.StartTime), 96},
+		"Vma":         {unsafe.Offsetof(e.Vma), 104},
+		"Vma.Flags":   {unsafe.Offsetof(e.Vma.Flags), 0},
+		"Vma.Perms":   {unsafe.Offsetof(e.Vma.Perms), 1},
+		"Vma.PathLen": {unsafe.Offsetof(e.Vma.PathLen), 6},
+		"Vma.Path":    {unsafe.Offsetof(e.Vma.Path), 8},
 	}
 	for name, o := range offsets {
 		assert.Equal(t, o[1], o[0], "offset of %s", name)
@@ -89,6 +110,10 @@ func TestDecodeEvent(t *testing.T) {
 		ppid:       1,
 		uid:        1000,
 		comm:       comm16("mremap-helper"),
+		startTime:  123_456_789,
+		vmaFlags:   uint8(bpf.MremapVmaFlagVMA_FOUND),
+		vmaPerms:   "r-xp",
+		vmaPath:    "/usr/lib/x86_64-linux-gnu/libc.so.6",
 	})
 	got, err := decodeEvent(raw, clock)
 	require.NoError(t, err)
@@ -96,7 +121,7 @@ func TestDecodeEvent(t *testing.T) {
 		Enter:      time.Unix(0, offset+5_000_000_000),
 		Exit:       time.Unix(0, offset+5_000_012_345),
 		Duration:   12345 * time.Nanosecond,
-		Process:    mremap.Process{PID: 1234, PPID: 1, UID: 1000, Comm: "mremap-helper"},
+		Process:    mremap.Process{PID: 1234, PPID: 1, UID: 1000, Comm: "mremap-helper", StartTime: 123_456_789},
 		TID:        1240,
 		OldAddress: 0x7f3a2c000000,
 		OldSize:    4096,
@@ -104,6 +129,7 @@ func TestDecodeEvent(t *testing.T) {
 		Flags:      mremap.FlagMayMove | mremap.FlagFixed,
 		NewAddress: 0x7f3a2d000000,
 		Return:     0x7f3a2d000000,
+		VMA:        mremap.VMA{Found: true, Permissions: "r-xp", Path: "/usr/lib/x86_64-linux-gnu/libc.so.6"},
 	}
 	assert.Equal(t, want, got)
 	assert.True(t, got.Enter.Equal(want.Enter))
@@ -187,6 +213,45 @@ func TestDecodeEventFields(t *testing.T) {
 	}
 }
 
+func TestDecodeVMA(t *testing.T) {
+	found := uint8(bpf.MremapVmaFlagVMA_FOUND)
+	long := strings.Repeat("/d", 128)
+	tests := []struct {
+		name  string
+		flags uint8
+		perms string
+		path  string
+		want  mremap.VMA
+	}{
+		{"no mapping", 0, "", "", mremap.VMA{}},
+		{"not found: the rest is ignored", 0, "rw-p", "/x", mremap.VMA{}},
+		{"anonymous", found, "rw-p", "", mremap.VMA{Found: true, Permissions: "rw-p"}},
+		{"heap", found, "rw-p", "[heap]", mremap.VMA{Found: true, Permissions: "rw-p", Path: "[heap]"}},
+		{"shared file", found, "r--s", "/dev/shm/x", mremap.VMA{Found: true, Permissions: "r--s", Path: "/dev/shm/x"}},
+		{"deleted", found | uint8(bpf.MremapVmaFlagVMA_PATH_DELETED), "rw-s", "/memfd:jit",
+			mremap.VMA{Found: true, Permissions: "rw-s", Path: "/memfd:jit (deleted)"}},
+		{"truncated", found | uint8(bpf.MremapVmaFlagVMA_PATH_TRUNCATED), "r-xp", long,
+			mremap.VMA{Found: true, Permissions: "r-xp", Path: "..." + long}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := decodeEvent(rawEvent(eventFields{comm: comm16("a"), vmaFlags: tt.flags, vmaPerms: tt.perms, vmaPath: tt.path}), ClockWithOffset(0))
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, c.VMA)
+		})
+	}
+}
+
+func TestDecodeVMAPathLenBounded(t *testing.T) {
+	// A path_len beyond the array is read as the whole array.
+	raw := rawEvent(eventFields{comm: comm16("a"), vmaFlags: uint8(bpf.MremapVmaFlagVMA_FOUND), vmaPerms: "rw-p", vmaPath: strings.Repeat("a", 256)})
+	var e bpf.MremapEvent
+	binary.NativeEndian.PutUint16(raw[unsafe.Offsetof(e.Vma)+unsafe.Offsetof(e.Vma.PathLen):], 0xffff)
+	c, err := decodeEvent(raw, ClockWithOffset(0))
+	require.NoError(t, err)
+	assert.Equal(t, strings.Repeat("a", 256), c.VMA.Path)
+}
+
 func TestDecodeEventFromStruct(t *testing.T) {
 	e := bpf.MremapEvent{
 		EnterNs: 10, ExitNs: 30, OldAddress: 0x1000, OldSize: 1, NewSize: 2, Flags: 4,
@@ -223,7 +288,7 @@ func TestDecodeEventShortRecord(t *testing.T) {
 	for _, n := range []int{0, 1, 64, len(full) - 1} {
 		_, err := decodeEvent(full[:n], ClockWithOffset(0))
 		require.Error(t, err, "record of %d bytes", n)
-		assert.Contains(t, err.Error(), "want 96")
+		assert.Contains(t, err.Error(), "want 368")
 		assert.ErrorIs(t, err, errMalformed)
 	}
 }

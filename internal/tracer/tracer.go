@@ -74,7 +74,11 @@ type Options struct {
 	RingBufferSize int
 	// MaxEventsPerSecond caps the records submitted; 0 means no cap.
 	MaxEventsPerSecond uint64
-	Filter             Filter
+	// SkipVMALookup leaves out the lookup, at each call's entry, of the
+	// mapping at old_address (Call.VMA stays empty). The lookup takes the
+	// mm's mmap lock for reading.
+	SkipVMALookup bool
+	Filter        Filter
 }
 
 // Tracer is the loaded and attached eBPF program.
@@ -292,6 +296,7 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		{"min_size_delta", f.MinSizeDelta},
 		{"max_events_per_second", opts.MaxEventsPerSecond},
 		{"wakeup_bytes", uint64(opts.RingBufferSize / wakeupFraction)},
+		{"vma_lookup", !opts.SkipVMALookup},
 	}
 	for _, v := range vars {
 		vs, ok := spec.Variables[v.name]
@@ -346,15 +351,16 @@ func commKey(s string) bpf.MremapComm {
 	return c
 }
 
+// commString is a comm up to its NUL.
 func commString(name [16]int8) string {
-	b := make([]byte, 0, len(name))
-	for _, c := range name {
+	b := bytesOf(name[:])
+	for i, c := range b {
 		if c == 0 {
+			b = b[:i]
 			break
 		}
-		b = append(b, byte(c))
 	}
-	return string(b)
+	return interned.get("", b, "")
 }
 
 func (t *Tracer) attachTracepoint(name string, prog *ebpf.Program) error {
@@ -472,10 +478,11 @@ func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
 		Exit:     clock.Wall(e.ExitNs),
 		Duration: durationNs(e.EnterNs, e.ExitNs),
 		Process: mremap.Process{
-			PID:  e.Tgid,
-			PPID: e.Ppid,
-			UID:  e.Uid,
-			Comm: commString(e.Comm),
+			PID:       e.Tgid,
+			PPID:      e.Ppid,
+			UID:       e.Uid,
+			Comm:      commString(e.Comm),
+			StartTime: e.StartTime,
 		},
 		TID:        e.Tid,
 		OldAddress: e.OldAddress,
@@ -484,7 +491,35 @@ func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
 		Flags:      e.Flags,
 		NewAddress: e.NewAddress,
 		Return:     e.Ret,
+		VMA:        decodeVMA(&e.Vma),
 	}, nil
+}
+
+// decodeVMA turns the kernel's view of the mapping at old_address into a
+// VMA. The path is shown as /proc/PID/maps would show it.
+func decodeVMA(v *bpf.MremapVma) mremap.VMA {
+	if v.Flags&uint8(bpf.MremapVmaFlagVMA_FOUND) == 0 {
+		return mremap.VMA{}
+	}
+	n := min(int(v.PathLen), len(v.Path))
+	path := bytesOf(v.Path[:n])
+	prefix, suffix := "", ""
+	if v.Flags&uint8(bpf.MremapVmaFlagVMA_PATH_TRUNCATED) != 0 {
+		prefix = "..."
+	}
+	if v.Flags&uint8(bpf.MremapVmaFlagVMA_PATH_DELETED) != 0 {
+		suffix = " (deleted)"
+	}
+	return mremap.VMA{
+		Found:       true,
+		Permissions: interned.get("", bytesOf(v.Perms[:]), ""),
+		Path:        interned.get(prefix, path, suffix),
+	}
+}
+
+// bytesOf views C chars as bytes.
+func bytesOf(c []int8) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c))), len(c))
 }
 
 // ReadAggregates reads the kernel's cumulative aggregates.
@@ -716,7 +751,7 @@ func (t *Tracer) Close() error {
 func closeMaps(m *bpf.MremapMaps) error {
 	var errs []error
 	for _, mp := range []*ebpf.Map{m.Calls, m.CommExclude, m.CommFilter, m.Drops, m.DurationHist,
-		m.Events, m.Inflight, m.PidFilter, m.Rate, m.SizeHist} {
+		m.Events, m.Inflight, m.PidFilter, m.Rate, m.Scratch, m.SizeHist} {
 		if mp != nil {
 			errs = append(errs, mp.Close())
 		}

@@ -80,7 +80,7 @@ func setLogRecord(lr plog.LogRecord, c *mremap.Call, probe string, observed pcom
 	}
 
 	a := lr.Attributes()
-	a.EnsureCapacity(14)
+	a.EnsureCapacity(16)
 	a.PutInt("thread.id", int64(c.TID))
 	// Addresses and sizes are unsigned in the kernel; OTLP ints are signed
 	// 64-bit, which holds every user-space address and size.
@@ -103,4 +103,8 @@ func setLogRecord(lr plog.LogRecord, c *mremap.Call, probe string, observed pcom
 	a.PutStr("mremap.move", c.Move().String())
 	a.PutInt("mremap.duration_ns", c.Duration.Nanoseconds())
 	a.PutStr("mremap.probe", probe)
+	if c.VMA.Found {
+		a.PutStr("mremap.vma.permissions", c.VMA.Permissions)
+		a.PutStr("mremap.vma.path", c.VMA.Path)
+	}
 }

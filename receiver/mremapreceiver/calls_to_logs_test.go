@@ -63,12 +63,14 @@ func testCalls() []mremap.Call {
 			Process: postgres, TID: 101,
 			OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 8192, Flags: mremap.FlagMayMove,
 			Return: 0x7f3a2c100000,
+			VMA:    mremap.VMA{Found: true, Permissions: "rw-s", Path: "/dev/shm/PostgreSQL.1804289383"},
 		},
 		{
 			Enter: enter.Add(time.Millisecond), Exit: enter.Add(time.Millisecond + 800), Duration: 800,
 			Process: java, TID: 230,
 			OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 4096, Flags: mremap.FlagMayMove | mremap.FlagFixed,
 			NewAddress: 0x7f3a2d000000, Return: 0x7f3a2d000000,
+			VMA: mremap.VMA{Found: true, Permissions: "rw-p"},
 		},
 		{
 			Enter: enter.Add(2 * time.Millisecond), Exit: enter.Add(2*time.Millisecond + 300), Duration: 300,
@@ -130,23 +132,26 @@ func TestToLogs(t *testing.T) {
 	assert.Equal(t, "INFO", r.SeverityText())
 	assert.Equal(t, "mremap(0x7f3a2c000000, 4096, 8192, MREMAP_MAYMOVE) = 0x7f3a2c100000", r.Body().Str())
 	assert.Equal(t, map[string]any{
-		"thread.id":             int64(101),
-		"mremap.old_address":    int64(0x7f3a2c000000),
-		"mremap.old_size":       int64(4096),
-		"mremap.new_size":       int64(8192),
-		"mremap.flags":          int64(1),
-		"mremap.flags.names":    "MREMAP_MAYMOVE",
-		"mremap.new_address":    int64(0),
-		"mremap.result":         "ok",
-		"mremap.result_address": int64(0x7f3a2c100000),
-		"mremap.size_delta":     int64(4096),
-		"mremap.resize":         "grow",
-		"mremap.move":           "maymove",
-		"mremap.duration_ns":    int64(1500),
-		"mremap.probe":          "tracepoint",
+		"thread.id":              int64(101),
+		"mremap.old_address":     int64(0x7f3a2c000000),
+		"mremap.old_size":        int64(4096),
+		"mremap.new_size":        int64(8192),
+		"mremap.flags":           int64(1),
+		"mremap.flags.names":     "MREMAP_MAYMOVE",
+		"mremap.new_address":     int64(0),
+		"mremap.result":          "ok",
+		"mremap.result_address":  int64(0x7f3a2c100000),
+		"mremap.size_delta":      int64(4096),
+		"mremap.resize":          "grow",
+		"mremap.move":            "maymove",
+		"mremap.duration_ns":     int64(1500),
+		"mremap.probe":           "tracepoint",
+		"mremap.vma.permissions": "rw-s",
+		"mremap.vma.path":        "/dev/shm/PostgreSQL.1804289383",
 	}, r.Attributes().AsRaw())
 
-	// A failed call: WARN, no result_address, a negative size_delta.
+	// A failed call: WARN, no result_address, a negative size_delta; no
+	// mapping was found at its address, so no mremap.vma.* attributes.
 	r = pgRecords.At(1)
 	assert.Equal(t, "mremap", r.EventName())
 	assert.Equal(t, pcommon.NewTimestampFromTime(enter.Add(2*time.Millisecond)), r.Timestamp())
@@ -177,20 +182,22 @@ func TestToLogs(t *testing.T) {
 	assert.Equal(t, "INFO", r.SeverityText())
 	assert.Equal(t, "mremap(0x7f3a2c000000, 4096, 4096, MREMAP_MAYMOVE|MREMAP_FIXED, 0x7f3a2d000000) = 0x7f3a2d000000", r.Body().Str())
 	assert.Equal(t, map[string]any{
-		"thread.id":             int64(230),
-		"mremap.old_address":    int64(0x7f3a2c000000),
-		"mremap.old_size":       int64(4096),
-		"mremap.new_size":       int64(4096),
-		"mremap.flags":          int64(3),
-		"mremap.flags.names":    "MREMAP_MAYMOVE|MREMAP_FIXED",
-		"mremap.new_address":    int64(0x7f3a2d000000),
-		"mremap.result":         "ok",
-		"mremap.result_address": int64(0x7f3a2d000000),
-		"mremap.size_delta":     int64(0),
-		"mremap.resize":         "none",
-		"mremap.move":           "fixed",
-		"mremap.duration_ns":    int64(800),
-		"mremap.probe":          "tracepoint",
+		"thread.id":              int64(230),
+		"mremap.old_address":     int64(0x7f3a2c000000),
+		"mremap.old_size":        int64(4096),
+		"mremap.new_size":        int64(4096),
+		"mremap.flags":           int64(3),
+		"mremap.flags.names":     "MREMAP_MAYMOVE|MREMAP_FIXED",
+		"mremap.new_address":     int64(0x7f3a2d000000),
+		"mremap.result":          "ok",
+		"mremap.result_address":  int64(0x7f3a2d000000),
+		"mremap.size_delta":      int64(0),
+		"mremap.resize":          "none",
+		"mremap.move":            "fixed",
+		"mremap.duration_ns":     int64(800),
+		"mremap.probe":           "tracepoint",
+		"mremap.vma.permissions": "rw-p",
+		"mremap.vma.path":        "",
 	}, r.Attributes().AsRaw())
 }
 

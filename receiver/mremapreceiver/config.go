@@ -24,6 +24,10 @@ type Config struct {
 	// MaxEventsPerSecond caps the log records; 0 means no cap. The excess
 	// is counted as mremap.events.dropped{reason=rate_limited}.
 	MaxEventsPerSecond int `mapstructure:"max_events_per_second"`
+	// VMALookup looks up, in the kernel at each call's entry, the mapping
+	// at old_address, for the mremap.vma.* log attributes. false leaves
+	// them out and saves the lookup's cost.
+	VMALookup bool `mapstructure:"vma_lookup"`
 	// Filter selects calls in the kernel.
 	Filter FilterConfig `mapstructure:"filter"`
 	// RedactAddresses leaves the address attributes (mremap.old_address,
@@ -80,6 +84,7 @@ func createDefaultConfig() *Config {
 		Probe:              string(tracer.ProbeAuto),
 		CollectionInterval: defaultCollectionInterval,
 		RingBufferSize:     defaultRingBufferSize,
+		VMALookup:          true,
 		Metrics: MetricsConfig{
 			MetricsConfig:   metadata.DefaultMetricsConfig(),
 			MremapSizeDelta: HistogramConfig{Enabled: true},
@@ -146,6 +151,7 @@ func (cfg *Config) tracerOptions(events bool) tracer.Options {
 		Events:             events,
 		RingBufferSize:     cfg.RingBufferSize,
 		MaxEventsPerSecond: uint64(cfg.MaxEventsPerSecond),
+		SkipVMALookup:      !cfg.VMALookup,
 		Filter:             f,
 	}
 }

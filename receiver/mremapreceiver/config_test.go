@@ -46,6 +46,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.CollectionInterval = 30 * time.Second
 	custom.RingBufferSize = 1 << 20
 	custom.MaxEventsPerSecond = 500
+	custom.VMALookup = false
 	custom.Filter = FilterConfig{
 		PIDs:         []int{1, 4242},
 		Comms:        []string{"postgres", "java"},
@@ -83,6 +84,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 10*time.Second, cfg.CollectionInterval)
 	assert.Equal(t, 4194304, cfg.RingBufferSize)
 	assert.Equal(t, 0, cfg.MaxEventsPerSecond)
+	assert.True(t, cfg.VMALookup)
 	assert.Equal(t, FilterConfig{}, cfg.Filter)
 	assert.True(t, cfg.Metrics.MremapCalls.Enabled)
 	assert.True(t, cfg.Metrics.MremapMoves.Enabled)
@@ -246,6 +248,7 @@ func TestTracerOptions(t *testing.T) {
 		Events:             true,
 		RingBufferSize:     1 << 20,
 		MaxEventsPerSecond: 500,
+		SkipVMALookup:      true,
 		Filter: tracer.Filter{
 			PIDs:         []uint32{1, 4242},
 			Comms:        []string{"postgres", "java"},
@@ -260,5 +263,6 @@ func TestTracerOptions(t *testing.T) {
 
 	def := createDefaultConfig().tracerOptions(true)
 	assert.Equal(t, tracer.ProbeAuto, def.Probe)
+	assert.False(t, def.SkipVMALookup)
 	assert.Equal(t, tracer.Filter{}, def.Filter)
 }

@@ -181,6 +181,14 @@ func checkRecord(p *problems, lr plog.LogRecord, m mremaptest.Made, run Run) {
 		"mremap.probe":       run.Probe,
 		"mremap.duration_ns": nil, // checked below
 	}
+	// The mapping as /proc/self/maps showed it to the helper before the
+	// call (the helper checked that against the hand-written expectation).
+	if m.Maps != nil {
+		want["mremap.vma.permissions"] = m.Maps.Permissions
+		want["mremap.vma.path"] = m.Maps.Path
+	} else if e.VMAPermissions != "" {
+		p.add("%s: the helper saw no mapping at 0x%x, want %s", what, m.OldAddress, e.VMAPermissions)
+	}
 	if e.Result == "ok" {
 		want["mremap.result_address"] = m.Return
 		moved := uint64(m.Return) != m.OldAddress
