@@ -316,6 +316,8 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(rawEvent(eventFields{enterNs: 1, exitNs: 2, oldAddress: 0x7f0000000000, oldSize: 4096, newSize: 8192,
 		flags: 1, ret: 0x7f0000100000, tgid: 1, tid: 1, comm: comm16("a")}))
 	f.Add(rawEvent(eventFields{enterNs: 2, exitNs: 1}))
+	f.Add(rawEvent(eventFields{enterNs: 1, exitNs: 2, comm: comm16("b"), startTime: 5,
+		vmaFlags: uint8(bpf.MremapVmaFlagVMA_FOUND | bpf.MremapVmaFlagVMA_PATH_DELETED), vmaPerms: "rw-s", vmaPath: "/memfd:x"}))
 	f.Add(rawEvent(eventFields{})[:95])
 	f.Add([]byte{})
 	size := int(unsafe.Sizeof(bpf.MremapEvent{}))
@@ -340,9 +342,18 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 		want := mremap.Call{
 			Enter: c.Enter, Exit: c.Exit, Duration: time.Duration(exit - enter),
-			Process: mremap.Process{PID: ne.Uint32(raw[64:]), PPID: ne.Uint32(raw[72:]), UID: ne.Uint32(raw[76:]), Comm: c.Process.Comm},
+			Process: mremap.Process{PID: ne.Uint32(raw[64:]), PPID: ne.Uint32(raw[72:]), UID: ne.Uint32(raw[76:]), Comm: c.Process.Comm,
+				StartTime: ne.Uint64(raw[96:])},
 			TID:     ne.Uint32(raw[68:]), OldAddress: ne.Uint64(raw[16:]), OldSize: ne.Uint64(raw[24:]),
 			NewSize: ne.Uint64(raw[32:]), Flags: ne.Uint64(raw[40:]), NewAddress: ne.Uint64(raw[48:]), Return: int64(ne.Uint64(raw[56:])),
+			VMA: c.VMA,
+		}
+		if raw[104]&uint8(bpf.MremapVmaFlagVMA_FOUND) == 0 && c.VMA != (mremap.VMA{}) {
+			t.Fatalf("vma flags 0x%x: decoded mapping %+v, want none", raw[104], c.VMA)
+		}
+		// Four characters, a path of at most 256 bytes with "..." and " (deleted)".
+		if len(c.VMA.Permissions) > 4*4 || len(c.VMA.Path) > 4*256+len("...")+len(" (deleted)") {
+			t.Fatalf("mapping %+v: too long", c.VMA)
 		}
 		if c != want {
 			t.Fatalf("decoded %+v, want %+v", c, want)
