@@ -44,7 +44,7 @@ var exported = map[string]bool{
 }
 
 // exportedLabels are the labels of those metrics: their attributes,
-// host_name (resource_to_telemetry_conversion) and le (histogram buckets).
+// host_name (the resource attribute host.name, resource_constant_labels) and le (histogram buckets).
 var exportedLabels = map[string]bool{
 	"process_executable_name": true, "mremap_resize": true, "mremap_move": true,
 	"mremap_result": true, "reason": true, "host_name": true, "le": true,

@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
@@ -37,6 +35,8 @@ type collector struct {
 // CPU (the kernel VM suite hit it).
 const signalGrace = 500 * time.Millisecond
 
+// startCollector writes config ($DIR replaced with the collector's
+// directory) and starts the collector with it.
 func startCollector(t *testing.T, bin, config string) *collector {
 	t.Helper()
 	dir := t.TempDir()
@@ -45,7 +45,15 @@ func startCollector(t *testing.T, bin, config string) *collector {
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := &collector{cmd: exec.Command(bin, "--config", cfgPath), stderr: &lockedBuffer{}, dir: dir}
+	return runCollector(t, dir, nil, bin, "--config", cfgPath)
+}
+
+// runCollector starts the collector with args and the environment plus env,
+// and waits until it is ready.
+func runCollector(t *testing.T, dir string, env []string, bin string, args ...string) *collector {
+	t.Helper()
+	c := &collector{cmd: exec.Command(bin, args...), stderr: &lockedBuffer{}, dir: dir}
+	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stderr = c.stderr
 	c.cmd.Stdout = c.stderr
 	if err := c.cmd.Start(); err != nil {
@@ -141,12 +149,7 @@ func TestCollectorFileExporter(t *testing.T) {
 			run.End = time.Now()
 
 			problems := mremapcheck.Eventually(30*time.Second, 200*time.Millisecond, func() []string {
-				p := mremapcheck.Logs(readLogs(t, filepath.Join(c.dir, "logs.json")), run)
-				md, ok := lastMetrics(t, filepath.Join(c.dir, "metrics.json"))
-				if !ok {
-					return append(p, "no metrics written")
-				}
-				return append(p, mremapcheck.Metrics(md, probe)...)
+				return readOutput(t, run, filepath.Join(c.dir, "logs.json"), filepath.Join(c.dir, "metrics.json"))
 			})
 			for _, p := range problems {
 				t.Error(p)
@@ -218,49 +221,23 @@ service:
 	}
 }
 
-// readLogs reads every batch the file exporter wrote so far.
-func readLogs(t *testing.T, path string) plog.Logs {
-	out := plog.NewLogs()
-	eachLine(t, path, func(line []byte) {
-		ld, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(line)
-		if err != nil {
-			t.Fatalf("parse %s: %v", path, err)
-		}
-		ld.ResourceLogs().MoveAndAppendTo(out.ResourceLogs())
-	})
-	return out
-}
-
-// lastMetrics returns the last emission the file exporter wrote.
-func lastMetrics(t *testing.T, path string) (pmetric.Metrics, bool) {
-	var last pmetric.Metrics
-	found := false
-	eachLine(t, path, func(line []byte) {
-		md, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(line)
-		if err != nil {
-			t.Fatalf("parse %s: %v", path, err)
-		}
-		last, found = md, true
-	})
-	return last, found
-}
-
-// eachLine calls f for each complete line of the file; a line still being
-// written (no newline yet) is left for the next call.
-func eachLine(t *testing.T, path string, f func([]byte)) {
-	data, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
-		return
-	}
+// readOutput checks what file exporters wrote so far against the helper's
+// calls: the log records and the last emission's metrics.
+func readOutput(t *testing.T, run mremapcheck.Run, logsPath, metricsPath string) []string {
+	t.Helper()
+	logs, err := mremapcheck.ReadFile(logsPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lines := bytes.Split(data, []byte("\n"))
-	for _, line := range lines[:len(lines)-1] {
-		if len(bytes.TrimSpace(line)) > 0 {
-			f(line)
-		}
+	metrics, err := mremapcheck.ReadFile(metricsPath)
+	if err != nil {
+		t.Fatal(err)
 	}
+	p := mremapcheck.Logs(logs.Logs, run)
+	if metrics.LastMetrics.ResourceMetrics().Len() == 0 {
+		return append(p, "no metrics written")
+	}
+	return append(p, mremapcheck.Metrics(metrics.LastMetrics, run.Probe)...)
 }
 
 // With redact_addresses the collector's log records carry no address:
@@ -277,7 +254,11 @@ func TestCollectorRedactAddresses(t *testing.T) {
 	var records []plog.LogRecord
 	problems := mremapcheck.Eventually(30*time.Second, 200*time.Millisecond, func() []string {
 		records = records[:0]
-		ld := readLogs(t, filepath.Join(c.dir, "logs.json"))
+		out, err := mremapcheck.ReadFile(filepath.Join(c.dir, "logs.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ld := out.Logs
 		for i := 0; i < ld.ResourceLogs().Len(); i++ {
 			lrs := ld.ResourceLogs().At(i).ScopeLogs().At(0).LogRecords()
 			for j := 0; j < lrs.Len(); j++ {
