@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -313,21 +314,17 @@ func dockerfile(text string) [][]string {
 	return out
 }
 
-// TestDockerfile checks the Dockerfile without a Docker engine: every
-// instruction is one Docker knows, the build stage runs the Makefile's ocb
-// version on builder-config.yaml with the Go of go.mod, the runtime stage
-// copies the binary from where ocb writes it and runs it with a config it
-// copies, and every file it copies from the repository exists.
-func TestDockerfile(t *testing.T) {
-	root := mremaptest.ModuleRoot()
-	ins := dockerfile(repoFile(t, "Dockerfile"))
+type stage struct {
+	from, name string
+	ins        [][]string
+}
+
+// dockerStages parses the Dockerfile into its stages; every instruction
+// must be one Docker knows.
+func dockerStages(t *testing.T) []stage {
 	known := []string{"FROM", "ARG", "RUN", "WORKDIR", "COPY", "ENV", "EXPOSE", "ENTRYPOINT", "CMD", "USER", "LABEL", "VOLUME", "HEALTHCHECK", "ADD", "SHELL", "STOPSIGNAL", "ONBUILD"}
-	type stage struct {
-		from, name string
-		ins        [][]string
-	}
 	var stages []stage
-	for _, in := range ins {
+	for _, in := range dockerfile(repoFile(t, "Dockerfile")) {
 		if !slices.Contains(known, in[0]) {
 			t.Errorf("unknown Dockerfile instruction %q", strings.Join(in, " "))
 			continue
@@ -351,38 +348,38 @@ func TestDockerfile(t *testing.T) {
 	if len(stages) != 2 || stages[0].name == "" {
 		t.Fatalf("want two stages, a named build stage and the runtime, got %+v", stages)
 	}
-	build, runtime := stages[0], stages[1]
+	return stages
+}
 
-	// Go as in go.mod.
-	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(repoFile(t, "go.mod"))
-	if goVersion == nil || !strings.HasPrefix(build.from, "golang:"+goVersion[1]) {
-		t.Errorf("build stage FROM %s, want golang:%s (go.mod)", build.from, goVersion)
-	}
-
-	// ocb: the Makefile's version, the same manifest.
-	ocb := regexp.MustCompile(`(?m)^OCB_VERSION := (\S+)$`).FindStringSubmatch(repoFile(t, "Makefile"))
-	if ocb == nil {
-		t.Fatal("no OCB_VERSION in the Makefile")
-	}
+// buildRuns returns the build stage's RUN commands, ARGs expanded, and
+// its WORKDIR.
+func buildRuns(build stage) (runs []string, workdir string) {
 	args := map[string]string{}
-	var runs []string
+	workdir = "/"
 	for _, in := range build.ins {
 		switch in[0] {
 		case "ARG":
 			k, v, _ := strings.Cut(in[1], "=")
 			args[k] = v
+		case "WORKDIR":
+			workdir = in[1]
 		case "RUN":
 			runs = append(runs, os.Expand(strings.Join(in[1:], " "), func(k string) string { return args[k] }))
 		}
 	}
-	all := strings.Join(runs, "\n")
-	for _, want := range []string{"go install go.opentelemetry.io/collector/cmd/builder@" + ocb[1], "builder --config=builder-config.yaml"} {
-		if !strings.Contains(all, want) {
-			t.Errorf("the build stage does not run %q; it runs:\n%s", want, all)
-		}
-	}
+	return runs, workdir
+}
 
-	// Where ocb writes the binary: dist.output_path/dist.name.
+func makefileOCB(t *testing.T) string {
+	ocb := regexp.MustCompile(`(?m)^OCB_VERSION := (\S+)$`).FindStringSubmatch(repoFile(t, "Makefile"))
+	if ocb == nil {
+		t.Fatal("no OCB_VERSION in the Makefile")
+	}
+	return ocb[1]
+}
+
+// ocbOutput is where ocb writes the binary: dist.output_path/dist.name.
+func ocbOutput(t *testing.T) string {
 	var manifest struct {
 		Dist struct {
 			Name       string `yaml:"name"`
@@ -392,13 +389,34 @@ func TestDockerfile(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(repoFile(t, "builder-config.yaml")), &manifest); err != nil {
 		t.Fatal(err)
 	}
-	workdir := "/"
-	for _, in := range build.ins {
-		if in[0] == "WORKDIR" {
-			workdir = in[1]
+	return filepath.Join(manifest.Dist.OutputPath, manifest.Dist.Name)
+}
+
+// TestDockerfile checks the Dockerfile without a Docker engine: every
+// instruction is one Docker knows, the build stage runs the Makefile's ocb
+// version on builder-config.yaml with the Go of go.mod, the runtime stage
+// copies the binary from where ocb writes it and runs it with a config it
+// copies, and every file it copies from the repository exists.
+func TestDockerfile(t *testing.T) {
+	root := mremaptest.ModuleRoot()
+	stages := dockerStages(t)
+	build, runtime := stages[0], stages[1]
+
+	// Go as in go.mod.
+	goVersion := regexp.MustCompile(`(?m)^go (\S+)$`).FindStringSubmatch(repoFile(t, "go.mod"))
+	if goVersion == nil || !strings.HasPrefix(build.from, "golang:"+goVersion[1]) {
+		t.Errorf("build stage FROM %s, want golang:%s (go.mod)", build.from, goVersion)
+	}
+
+	// ocb: the Makefile's version, the same manifest.
+	runs, workdir := buildRuns(build)
+	all := strings.Join(runs, "\n")
+	for _, want := range []string{"go install go.opentelemetry.io/collector/cmd/builder@" + makefileOCB(t), "builder --config=builder-config.yaml"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the build stage does not run %q; it runs:\n%s", want, all)
 		}
 	}
-	built := filepath.Join(workdir, manifest.Dist.OutputPath, manifest.Dist.Name)
+	built := filepath.Join(workdir, ocbOutput(t))
 
 	// COPY sources: from the build stage, the built binary; from the
 	// repository, files that exist (and are not left out by .dockerignore).
@@ -443,6 +461,110 @@ func TestDockerfile(t *testing.T) {
 	}
 	if len(cmd) != 1 || !strings.HasPrefix(cmd[0], "--config=") || copied[strings.TrimPrefix(cmd[0], "--config=")] == "" {
 		t.Errorf("CMD %v does not name a config the image copies (%v)", cmd, copied)
+	}
+}
+
+// TestDockerBuildStage runs the Dockerfile's build stage without Docker:
+// the build context (the repository less .dockerignore) copied as its
+// COPY lines say into a directory of its own, then its RUN lines there,
+// with the Makefile's ocb (the same version the stage installs) on PATH
+// instead of `go install`. ocb's output must then be where the runtime
+// stage copies it from. Missing files in the context (ocb's go mod tidy
+// also resolves what the receiver's tests import) fail here.
+func TestDockerBuildStage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short mode: builds the distribution")
+	}
+	root := mremaptest.ModuleRoot()
+	ocb := filepath.Join(root, ".tools", "builder")
+	out, err := exec.Command(ocb, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s (make build installs it): %v", ocb, err)
+	}
+	if !strings.Contains(string(out), makefileOCB(t)) {
+		t.Fatalf("%s is %s, not the Makefile's %s", ocb, out, makefileOCB(t))
+	}
+	build := dockerStages(t)[0]
+	runs, workdir := buildRuns(build)
+	dir := t.TempDir()
+	ctx := filepath.Join(dir, "context")
+	stageRoot := filepath.Join(dir, "stage")
+	ignored := strings.Fields(repoFile(t, ".dockerignore"))
+	copyTree(t, root, ctx, func(rel string) bool { return slices.Contains(ignored, strings.Split(rel, "/")[0]) })
+	wd := filepath.Join(stageRoot, workdir)
+	for _, in := range build.ins {
+		if in[0] != "COPY" {
+			continue
+		}
+		srcs, dst := in[1:len(in)-1], in[len(in)-1]
+		target := filepath.Join(wd, dst)
+		for _, src := range srcs {
+			if strings.HasSuffix(dst, "/") || len(srcs) > 1 {
+				info, err := os.Stat(filepath.Join(ctx, src))
+				if err != nil {
+					t.Fatalf("COPY %s: %v", src, err)
+				}
+				if !info.IsDir() {
+					copyTree(t, filepath.Join(ctx, src), filepath.Join(target, filepath.Base(src)), nil)
+					continue
+				}
+			}
+			copyTree(t, filepath.Join(ctx, src), target, nil)
+		}
+	}
+	for _, run := range runs {
+		if strings.HasPrefix(run, "go install go.opentelemetry.io/collector/cmd/builder@") {
+			continue // the Makefile's ocb, same version, is on PATH
+		}
+		cmd := exec.Command("sh", "-c", run)
+		cmd.Dir = wd
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(ocb)+":"+os.Getenv("PATH"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("RUN %s: %v\n%s", run, err, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(wd, ocbOutput(t))); err != nil {
+		t.Errorf("the build stage did not produce %s: %v", ocbOutput(t), err)
+	}
+}
+
+// copyTree copies a file or a directory; skip (relative paths) leaves
+// entries out.
+func copyTree(t *testing.T, src, dst string, skip func(rel string) bool) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if rel != "." && skip != nil && skip(filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case info.Mode().IsRegular():
+			data, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(target, data, info.Mode().Perm())
+		}
+		return nil // sockets, symlinks: not part of a build context here
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
