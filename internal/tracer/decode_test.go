@@ -344,7 +344,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			Enter: c.Enter, Exit: c.Exit, Duration: time.Duration(exit - enter),
 			Process: mremap.Process{PID: ne.Uint32(raw[64:]), PPID: ne.Uint32(raw[72:]), UID: ne.Uint32(raw[76:]), Comm: c.Process.Comm,
 				StartTime: ne.Uint64(raw[96:])},
-			TID:     ne.Uint32(raw[68:]), OldAddress: ne.Uint64(raw[16:]), OldSize: ne.Uint64(raw[24:]),
+			TID: ne.Uint32(raw[68:]), OldAddress: ne.Uint64(raw[16:]), OldSize: ne.Uint64(raw[24:]),
 			NewSize: ne.Uint64(raw[32:]), Flags: ne.Uint64(raw[40:]), NewAddress: ne.Uint64(raw[48:]), Return: int64(ne.Uint64(raw[56:])),
 			VMA: c.VMA,
 		}
