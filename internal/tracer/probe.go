@@ -124,23 +124,28 @@ func tracefsPath() (string, error) {
 	return path, nil
 }
 
-// Capabilities needed to load and attach the programs.
+// Capabilities checked before loading (<linux/capability.h>).
 const (
-	capBPF      = 39 // CAP_BPF, Linux 5.8+
+	capSysAdmin = 21 // CAP_SYS_ADMIN, which implies CAP_BPF and CAP_PERFMON
 	capPerfmon  = 38 // CAP_PERFMON, Linux 5.8+
-	capSysAdmin = 21 // CAP_SYS_ADMIN, which implies both
+	capBPF      = 39 // CAP_BPF, Linux 5.8+
 )
 
-// checkCapabilities names the missing capabilities, if any.
-func checkCapabilities() error {
+// MinimalCapabilities is the smallest set a non-root collector runs with,
+// in tracepoint mode. README's Privileges section explains each one.
+var MinimalCapabilities = []string{"CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH"}
+
+// missingCapabilities names the capabilities to load and attach the
+// programs that this process lacks in its effective set.
+func missingCapabilities() ([]string, error) {
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
 	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("reading capabilities: %w", err)
+		return nil, fmt.Errorf("reading capabilities: %w", err)
 	}
 	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
 	if has(capSysAdmin) {
-		return nil
+		return nil, nil
 	}
 	var missing []string
 	if !has(capBPF) {
@@ -149,9 +154,12 @@ func checkCapabilities() error {
 	if !has(capPerfmon) {
 		missing = append(missing, "CAP_PERFMON")
 	}
-	if len(missing) > 0 {
-		return fmt.Errorf("missing capabilities %s: run as root, or grant cap_bpf and cap_perfmon, plus cap_dac_override for tracefs and cap_sys_admin to mount it (setcap cap_bpf,cap_perfmon,cap_dac_override,cap_sys_admin+ep <binary>)",
-			strings.Join(missing, ", "))
-	}
-	return nil
+	return missing, nil
+}
+
+// capabilitiesError is the one message that names what is missing and what
+// to grant.
+func capabilitiesError(missing []string) error {
+	return fmt.Errorf("missing capabilities %s: run as root, or grant %s (tracepoint mode; add CAP_DAC_OVERRIDE for kprobe mode, CAP_SYS_PTRACE for process.executable.path of other users' processes), e.g. setpriv or systemd AmbientCapabilities, see the README's Privileges section",
+		strings.Join(missing, ", "), strings.Join(MinimalCapabilities, ", "))
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/bpf"
@@ -113,30 +114,36 @@ func New(opts Options) (*Tracer, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if err := checkCapabilities(); err != nil {
-		return nil, err
-	}
-	tracefs, err := tracefsPath()
+	missing, err := missingCapabilities()
 	if err != nil {
 		return nil, err
 	}
-
-	probe, reason := opts.Probe, ""
-	switch probe {
-	case ProbeAuto:
-		ok, why := kprobeSupport(tracefs)
-		if ok {
-			probe, reason = ProbeKprobe, "probe auto chose kprobe: "+why
-		} else {
-			probe, reason = ProbeTracepoint, "probe auto chose tracepoint: "+why
+	if len(missing) == 0 {
+		// Kernels before 5.11 charge eBPF maps to RLIMIT_MEMLOCK, whose
+		// default is far below a 4 MiB ring buffer; later kernels charge
+		// the memory cgroup, and this does nothing.
+		if err := rlimit.RemoveMemlock(); err != nil {
+			return nil, fmt.Errorf("raise RLIMIT_MEMLOCK for the eBPF maps (this kernel charges them to it): grant CAP_SYS_RESOURCE or set LimitMEMLOCK=infinity: %w", err)
 		}
-	case ProbeKprobe:
-		if ok, why := kprobeSupport(tracefs); !ok {
-			return nil, fmt.Errorf("probe kprobe: %s", why)
+	}
+	tracefs, err := tracefsPath()
+	if err != nil {
+		if len(missing) > 0 {
+			return nil, capabilitiesError(missing)
 		}
-		reason = "probe kprobe was configured"
-	case ProbeTracepoint:
-		reason = "probe tracepoint was configured"
+		return nil, err
+	}
+	k := probeKernel(tracefs)
+	if errors.Is(k.tracepoints, errTracefsDenied) {
+		// Only root may enter tracefs, where the tracepoint IDs are.
+		missing = append(missing, "CAP_DAC_READ_SEARCH")
+	}
+	if len(missing) > 0 {
+		return nil, capabilitiesError(missing)
+	}
+	probe, reason, err := k.choose(opts.Probe)
+	if err != nil {
+		return nil, err
 	}
 
 	t, err := open(opts, probe, tracefs)
@@ -381,6 +388,9 @@ func (t *Tracer) attachKretprobe(sym string, prog *ebpf.Program) error {
 	if errors.Is(err, link.ErrNotSupported) {
 		// Kernels before 4.12 cannot set maxactive; take the default.
 		l, err = link.Kretprobe(sym, prog, &link.KprobeOptions{TraceFSPrefix: tracefsGroupPrefix})
+	}
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("attach kretprobe %s: %w (creating it writes %s/kprobe_events, which needs CAP_DAC_OVERRIDE or root)", sym, err, t.tracefs)
 	}
 	if err != nil {
 		return fmt.Errorf("attach kretprobe %s: %w", sym, err)
