@@ -13,7 +13,7 @@ CLANG ?= clang-19
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet fuzz
+.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet fuzz soak
 
 all: build
 
@@ -51,6 +51,13 @@ test-kernel: build
 ## test-unit: the tests that need neither root nor a kernel (-short skips the others)
 test-unit:
 	$(GO) test -short -count=1 ./internal/... ./receiver/...
+
+## soak: config/collector.yaml under the helper's full rate for SOAK_DURATION: RSS flat,
+## every call delivered or counted as dropped, health_check answering (CI: after make test)
+SOAK_DURATION ?= 2m
+soak: build
+	MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) SOAK_DURATION=$(SOAK_DURATION) \
+		$(GO) test -p 1 -count=1 -timeout 30m -run '^TestSoak$$' -v ./test/e2e/
 
 ## fuzz: each fuzz target for FUZZTIME (the seed corpora in testdata/fuzz run in every `make test`)
 FUZZTIME ?= 30s
