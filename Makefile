@@ -45,8 +45,9 @@ vet:
 
 ## test-kernel: unit tests, real-kernel tests on this host, and the collector end to end.
 ## -p 1: packages run one at a time, since they all watch the helper's comm.
+## The soak test runs only in `make soak`.
 test-kernel: build
-	MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) $(GO) test -p 1 -count=1 ./...
+	SOAK_DURATION= MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) $(GO) test -p 1 -count=1 ./...
 
 ## test-unit: the tests that need neither root nor a kernel (-short skips the others)
 test-unit:
