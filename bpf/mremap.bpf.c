@@ -38,18 +38,22 @@ const volatile __u64 wakeup_bytes = 0;
 // Look up the mapping at old_address at entry (bpf_find_vma).
 const volatile bool vma_lookup = true;
 
-// Calls between entry and exit, keyed by pid_tgid. An LRU map, so that
-// entries of threads that never returned (killed in the syscall, or a missed
-// kretprobe) are evicted rather than filling the map.
+// The call between entry and exit, per thread: BPF task storage, a slot
+// that the kernel keeps in the thread's task_struct and frees when the
+// thread exits. Reaching it costs a pointer lookup, where a hash keyed by
+// pid_tgid costs a hash, a lock and a copy per call; and nothing is left
+// behind by threads that never return (killed in the syscall, or a missed
+// kretprobe). enter_ns 0 marks the slot empty.
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 10240);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
-// Per-CPU scratch space: the inflight entry (too big for the 512-byte BPF
-// stack) and the buffer a file path is built in, from its last name to its
+// Per-CPU scratch space: the mapping being looked up (bpf_find_vma's
+// callback cannot reach the thread's inflight slot; too big for the
+// 512-byte BPF stack) and the buffer a file path is built in, from its last name to its
 // first. Twice VMA_PATH_LEN, so that an offset and a length each masked to
 // VMA_PATH_LEN-1 stay inside it, which is what the verifier checks.
 struct path_walk {
@@ -205,8 +209,10 @@ static __always_inline void hist_add(struct hist *h, __u64 v)
 // a browser's workers) is seen under the process's name. c must be zeroed.
 static __always_inline void process_comm(struct comm *c)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	BPF_CORE_READ_STR_INTO(&c->name, task, group_leader, comm);
+	// A BTF pointer: the loads below are plain (fault-safe) loads, not
+	// bpf_probe_read_kernel calls. The kernel keeps comm NUL-terminated.
+	struct task_struct *task = bpf_get_current_task_btf();
+	__builtin_memcpy(c->name, task->group_leader->comm, sizeof(c->name));
 }
 
 // selected applies the pid and comm filters. Entry and exit apply the same
@@ -325,7 +331,9 @@ static __always_inline void set_name(struct vma *v, const char *name, __u32 n)
 }
 
 // vma_found is bpf_find_vma's callback: it runs with the mm's mmap lock held
-// for reading, so the mapping cannot change under it.
+// for reading, so the mapping cannot change under it. vma is a BTF pointer:
+// its fields (and its mm's) are read with plain fault-safe loads rather than
+// a bpf_probe_read_kernel call each.
 static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void *ctx)
 {
 	__u32 zero = 0;
@@ -333,7 +341,7 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void
 	if (!s)
 		return 0;
 	struct vma *v = &s->in.vma;
-	unsigned long fl = BPF_CORE_READ(vma, vm_flags);
+	unsigned long fl = vma->vm_flags;
 	v->flags = VMA_FOUND;
 	v->perms[0] = fl & VM_READ ? 'r' : '-';
 	v->perms[1] = fl & VM_WRITE ? 'w' : '-';
@@ -341,15 +349,15 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void
 	v->perms[3] = fl & VM_MAYSHARE ? 's' : 'p';
 
 	// The name, in the order /proc/PID/maps (show_map_vma) picks it.
-	struct file *file = BPF_CORE_READ(vma, vm_file);
+	struct file *file = vma->vm_file;
 	if (file) {
 		file_path(s, file);
 		return 0;
 	}
 	// Special mappings ([vdso], [vvar], [uprobes]) are the ones whose
 	// vm_ops have a name(); it returns their vm_special_mapping's name.
-	const struct vm_operations_struct *ops = BPF_CORE_READ(vma, vm_ops);
-	if (ops && BPF_CORE_READ(ops, name)) {
+	const struct vm_operations_struct *ops = vma->vm_ops;
+	if (ops && ops->name) {
 		struct vm_special_mapping *sm = BPF_CORE_READ(vma, vm_private_data);
 		const char *name = BPF_CORE_READ(sm, name);
 		long n = bpf_probe_read_kernel_str(v->path, sizeof(v->path), name);
@@ -357,13 +365,13 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void
 			v->path_len = n - 1;
 		return 0;
 	}
-	struct mm_struct *mm = BPF_CORE_READ(vma, vm_mm);
-	unsigned long start = BPF_CORE_READ(vma, vm_start), end = BPF_CORE_READ(vma, vm_end);
-	if (start <= BPF_CORE_READ(mm, brk) && end >= BPF_CORE_READ(mm, start_brk)) {
+	struct mm_struct *mm = vma->vm_mm;
+	unsigned long start = vma->vm_start, end = vma->vm_end;
+	if (start <= mm->brk && end >= mm->start_brk) {
 		set_name(v, "[heap]\0", 6);
 		return 0;
 	}
-	unsigned long stack = BPF_CORE_READ(mm, start_stack);
+	unsigned long stack = mm->start_stack;
 	if (start <= stack && end >= stack)
 		set_name(v, "[stack]\0", 7);
 	return 0;
@@ -377,26 +385,36 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 	if (!selected(id >> 32, &comm))
 		return 0;
 
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
+	struct task_struct *task = bpf_get_current_task_btf();
+	// NULL when the kernel cannot allocate the slot, or when another
+	// program on this CPU is using task storage; the exit then counts the
+	// call as unpaired.
+	struct inflight *in = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!in)
 		return 0;
-	struct inflight *in = &s->in;
 	in->vma.flags = 0;
 	in->vma.path_len = 0;
 	if (vma_lookup) {
-		// Fails (the mapping stays unknown) when there is none at addr, or
-		// when another thread holds the mmap lock for writing (-EBUSY).
-		bpf_find_vma(bpf_get_current_task_btf(), addr, vma_found, NULL, 0);
+		__u32 zero = 0;
+		struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+		if (s) {
+			s->in.vma.flags = 0;
+			s->in.vma.path_len = 0;
+			// Fails (the mapping stays unknown) when there is none at
+			// addr, or when another thread holds the mmap lock for
+			// writing (-EBUSY).
+			bpf_find_vma(task, addr, vma_found, NULL, 0);
+			if (s->in.vma.flags)
+				__builtin_memcpy(&in->vma, &s->in.vma, sizeof(in->vma));
+		}
 	}
-	// After the lookup, so that the duration is the syscall's alone.
-	in->enter_ns = bpf_ktime_get_ns();
 	in->args[0] = addr;
 	in->args[1] = old_len;
 	in->args[2] = new_len;
 	in->args[3] = flags;
 	in->args[4] = new_addr;
-	bpf_map_update_elem(&inflight, &id, in, BPF_ANY);
+	// Last, after the lookup, so that the duration is the syscall's alone.
+	in->enter_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -432,23 +450,24 @@ static __always_inline int on_exit(long ret)
 	if (!selected(tgid, &comm))
 		return 0;
 
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &id);
-	if (!in) {
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct inflight *in = bpf_task_storage_get(&inflight, task, 0, 0);
+	if (!in || !in->enter_ns) {
 		count_drop(DROP_UNPAIRED);
 		return 0;
 	}
-	// The entry is deleted once its mapping is copied to the record: a
-	// deleted LRU element may be reused at once by another CPU.
+	// The slot is the thread's own, and the thread is here: it stays as it
+	// is until this program returns (its mapping is copied to the record
+	// below), but is marked empty at once.
 	__u64 now = bpf_ktime_get_ns();
 	__u64 enter_ns = in->enter_ns;
+	in->enter_ns = 0;
 	__u64 old_addr = in->args[0], old_len = in->args[1], new_len = in->args[2];
 	__u64 flags = in->args[3], new_addr = in->args[4];
 
 	__u64 delta = new_len > old_len ? new_len - old_len : old_len - new_len;
-	if (delta < min_size_delta) {
-		bpf_map_delete_elem(&inflight, &id);
+	if (delta < min_size_delta)
 		return 0;
-	}
 
 	if (!filter_comms && !filter_exclude_comms)
 		process_comm(&comm);
@@ -491,25 +510,19 @@ static __always_inline int on_exit(long ret)
 	if (missing)
 		count_drop(DROP_CARDINALITY_LIMIT);
 
-	if (!emit_events || (errors_only && ok)) {
-		bpf_map_delete_elem(&inflight, &id);
+	if (!emit_events || (errors_only && ok))
 		return 0;
-	}
 	if (!rate_allows()) {
-		bpf_map_delete_elem(&inflight, &id);
 		count_drop(DROP_RATE_LIMITED);
 		return 0;
 	}
 
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		bpf_map_delete_elem(&inflight, &id);
 		count_drop(DROP_RING_BUFFER_FULL);
 		return 0;
 	}
 	__builtin_memcpy(&e->vma, &in->vma, sizeof(e->vma));
-	bpf_map_delete_elem(&inflight, &id);
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	e->enter_ns = enter_ns;
 	e->exit_ns = now;
 	e->old_address = old_addr;
@@ -520,9 +533,9 @@ static __always_inline int on_exit(long ret)
 	e->ret = ret;
 	e->tgid = tgid;
 	e->tid = (__u32)id;
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->ppid = task->real_parent->tgid;
 	e->uid = (__u32)bpf_get_current_uid_gid();
-	e->start_time = BPF_CORE_READ(task, group_leader, start_time);
+	e->start_time = task->group_leader->start_time;
 	__builtin_memcpy(e->comm, comm.name, sizeof(e->comm));
 	__u64 wakeup = 0;
 	if (wakeup_bytes)

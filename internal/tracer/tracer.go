@@ -303,7 +303,8 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		{"min_size_delta", f.MinSizeDelta},
 		{"max_events_per_second", opts.MaxEventsPerSecond},
 		{"wakeup_bytes", uint64(opts.RingBufferSize / wakeupFraction)},
-		{"vma_lookup", !opts.SkipVMALookup},
+		// The mapping goes only into records: without them, no lookup.
+		{"vma_lookup", opts.Events && !opts.SkipVMALookup},
 	}
 	for _, v := range vars {
 		vs, ok := spec.Variables[v.name]
