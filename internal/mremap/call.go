@@ -4,7 +4,6 @@
 package mremap
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +18,7 @@ const (
 	FlagDontUnmap uint64 = 4 // MREMAP_DONTUNMAP
 )
 
-var flagNames = []struct {
+var flagNameList = []struct {
 	bit  uint64
 	name string
 }{
@@ -31,8 +30,24 @@ var flagNames = []struct {
 // FlagNames names the set bits of flags joined by "|", in the order strace
 // uses; unknown bits are appended as one hex number. It is empty for 0.
 func FlagNames(flags uint64) string {
+	if flags < uint64(len(knownFlagNames)) {
+		return knownFlagNames[flags]
+	}
+	return flagNames(flags)
+}
+
+// knownFlagNames holds FlagNames of every combination of the known bits,
+// so that naming them allocates nothing.
+var knownFlagNames = func() (t [8]string) {
+	for i := range t {
+		t[i] = flagNames(uint64(i))
+	}
+	return t
+}()
+
+func flagNames(flags uint64) string {
 	var names []string
-	for _, f := range flagNames {
+	for _, f := range flagNameList {
 		if flags&f.bit != 0 {
 			names = append(names, f.name)
 			flags &^= f.bit
@@ -227,7 +242,10 @@ func (c *Call) Move() Move { return MoveOf(c.Flags, c.OldAddress, c.OK(), c.Resu
 //
 // As strace does, the fifth argument is printed only when both MREMAP_MAYMOVE
 // and MREMAP_FIXED are set, the only case in which the kernel reads it.
-func (c *Call) String() string { return c.format(false) }
+func (c *Call) String() string {
+	var buf [128]byte
+	return string(c.AppendText(buf[:0], false))
+}
 
 // Redacted writes the call as String does, with every address (the old
 // address, the fifth argument, the address returned) written as 0x?, so
@@ -236,46 +254,49 @@ func (c *Call) String() string { return c.format(false) }
 //	mremap(0x?, 4096, 8192, MREMAP_MAYMOVE) = 0x?
 //
 // Sizes, flags and errors are kept.
-func (c *Call) Redacted() string { return c.format(true) }
-
-func (c *Call) format(redact bool) string {
-	writeAddress := writeAddress
-	if redact {
-		writeAddress = func(b *strings.Builder, _ uint64) { b.WriteString("0x?") }
-	}
-	var b strings.Builder
-	b.Grow(96)
-	b.WriteString("mremap(")
-	writeAddress(&b, c.OldAddress)
-	b.WriteString(", ")
-	b.WriteString(strconv.FormatUint(c.OldSize, 10))
-	b.WriteString(", ")
-	b.WriteString(strconv.FormatUint(c.NewSize, 10))
-	b.WriteString(", ")
-	if c.Flags == 0 {
-		b.WriteString("0")
-	} else {
-		b.WriteString(FlagNames(c.Flags))
-	}
-	if c.Flags&(FlagMayMove|FlagFixed) == FlagMayMove|FlagFixed {
-		b.WriteString(", ")
-		writeAddress(&b, c.NewAddress)
-	}
-	b.WriteString(") = ")
-	if c.OK() {
-		writeAddress(&b, c.ResultAddress())
-	} else {
-		fmt.Fprintf(&b, "-1 %s (%s)", ErrnoName(c.Errno()), ErrnoText(c.Errno()))
-	}
-	return b.String()
+func (c *Call) Redacted() string {
+	var buf [128]byte
+	return string(c.AppendText(buf[:0], true))
 }
 
-// writeAddress prints an address as strace does: NULL for 0, else hex.
-func writeAddress(b *strings.Builder, a uint64) {
-	if a == 0 {
-		b.WriteString("NULL")
-		return
+// AppendText appends the call as String (or, with redact, Redacted) writes
+// it to dst: converting many calls into one buffer allocates once.
+func (c *Call) AppendText(dst []byte, redact bool) []byte {
+	b := append(dst, "mremap("...)
+	b = appendAddress(b, c.OldAddress, redact)
+	b = append(b, ", "...)
+	b = strconv.AppendUint(b, c.OldSize, 10)
+	b = append(b, ", "...)
+	b = strconv.AppendUint(b, c.NewSize, 10)
+	b = append(b, ", "...)
+	if c.Flags == 0 {
+		b = append(b, '0')
+	} else {
+		b = append(b, FlagNames(c.Flags)...)
 	}
-	b.WriteString("0x")
-	b.WriteString(strconv.FormatUint(a, 16))
+	if c.Flags&(FlagMayMove|FlagFixed) == FlagMayMove|FlagFixed {
+		b = append(b, ", "...)
+		b = appendAddress(b, c.NewAddress, redact)
+	}
+	b = append(b, ") = "...)
+	if c.OK() {
+		return appendAddress(b, c.ResultAddress(), redact)
+	}
+	b = append(b, "-1 "...)
+	b = append(b, ErrnoName(c.Errno())...)
+	b = append(b, " ("...)
+	b = append(b, ErrnoText(c.Errno())...)
+	return append(b, ')')
+}
+
+// appendAddress prints an address as strace does: NULL for 0, else hex;
+// redacted, 0x?.
+func appendAddress(b []byte, a uint64, redact bool) []byte {
+	switch {
+	case redact:
+		return append(b, "0x?"...)
+	case a == 0:
+		return append(b, "NULL"...)
+	}
+	return strconv.AppendUint(append(b, "0x"...), a, 16)
 }

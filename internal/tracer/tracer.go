@@ -464,6 +464,12 @@ func (t *Tracer) Read() (mremap.Call, error) {
 	}
 }
 
+// Pending says whether the ring buffer holds records that Read returns
+// without waiting. Like Read, it must not be called once Close began.
+func (t *Tracer) Pending() bool {
+	return t.reader != nil && t.reader.AvailableBytes() > 0
+}
+
 // errMalformed marks a ring buffer record that decodeEvent rejects.
 var errMalformed = errors.New("malformed ring buffer record")
 

@@ -1,6 +1,8 @@
 package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
 
 import (
+	"unsafe"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
@@ -23,22 +25,43 @@ func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
 	return c
 }
 
+// bodySizeHint is about how long a body is: mremap(0x7f3a2c000000, 4096,
+// 8192, MREMAP_MAYMOVE) = 0x7f3a2c100000 is 65 bytes.
+const bodySizeHint = 72
+
 // toLogs converts a batch of calls.
 func (c *logConverter) toLogs(calls []observedCall) plog.Logs {
 	ld := plog.NewLogs()
 	scopes := map[processKey]plog.ScopeLogs{}
+	// The bodies of the batch are written into one buffer, and each is a
+	// string over its part of it: one allocation per batch, not one per
+	// record. The buffer is never written again where a body points.
+	bodies := make([]byte, 0, len(calls)*bodySizeHint)
+	body := func(call *mremap.Call) string {
+		start := len(bodies)
+		bodies = call.AppendText(bodies, c.redact)
+		return unsafe.String(&bodies[start], len(bodies)-start)
+	}
+	var (
+		lastKey processKey
+		lastSL  plog.ScopeLogs
+	)
 	for i := range calls {
 		call := &calls[i].Call
 		k := processKey{call.Process.PID, call.Process.Comm}
-		sl, ok := scopes[k]
-		if !ok {
-			rl := ld.ResourceLogs().AppendEmpty()
-			c.setResource(rl.Resource().Attributes(), call.Process, calls[i].proc)
-			sl = rl.ScopeLogs().AppendEmpty()
-			sl.Scope().SetName(metadata.ScopeName)
-			scopes[k] = sl
+		// Runs of calls from one process skip the map.
+		if i == 0 || k != lastKey {
+			sl, ok := scopes[k]
+			if !ok {
+				rl := ld.ResourceLogs().AppendEmpty()
+				c.setResource(rl.Resource().Attributes(), call.Process, calls[i].proc)
+				sl = rl.ScopeLogs().AppendEmpty()
+				sl.Scope().SetName(metadata.ScopeName)
+				scopes[k] = sl
+			}
+			lastKey, lastSL = k, sl
 		}
-		setLogRecord(sl.LogRecords().AppendEmpty(), call, c.probe, pcommon.NewTimestampFromTime(calls[i].observed), c.redact)
+		setLogRecord(lastSL.LogRecords().AppendEmpty(), call, body(call), c.probe, pcommon.NewTimestampFromTime(calls[i].observed), c.redact)
 	}
 	return ld
 }
@@ -60,9 +83,10 @@ func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process, info pro
 	}
 }
 
-// setLogRecord writes one call as a log record, per SPEC.md. With redact,
-// the address attributes are left out and the body shows 0x? for addresses.
-func setLogRecord(lr plog.LogRecord, c *mremap.Call, probe string, observed pcommon.Timestamp, redact bool) {
+// setLogRecord writes one call as a log record, per SPEC.md, with body (the
+// call as strace prints it, redacted or not). With redact, the address
+// attributes are left out.
+func setLogRecord(lr plog.LogRecord, c *mremap.Call, body, probe string, observed pcommon.Timestamp, redact bool) {
 	lr.SetEventName("mremap")
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(c.Enter))
 	lr.SetObservedTimestamp(observed)
@@ -73,11 +97,7 @@ func setLogRecord(lr plog.LogRecord, c *mremap.Call, probe string, observed pcom
 		lr.SetSeverityNumber(plog.SeverityNumberWarn)
 		lr.SetSeverityText("WARN")
 	}
-	if redact {
-		lr.Body().SetStr(c.Redacted())
-	} else {
-		lr.Body().SetStr(c.String())
-	}
+	lr.Body().SetStr(body)
 
 	a := lr.Attributes()
 	a.EnsureCapacity(16)

@@ -25,6 +25,10 @@ const (
 	// batchWait after its first record arrived.
 	maxBatch  = 1024
 	batchWait = 200 * time.Millisecond
+	// The reader hands calls to the batcher in chunks of up to readChunk,
+	// or fewer when the ring buffer holds no more: one channel operation
+	// per chunk, not per call.
+	readChunk = 64
 	transport = "ebpf"
 )
 
@@ -45,6 +49,7 @@ type mremapReceiver struct {
 	logsWG, metricsWG   sync.WaitGroup
 	metricsConv         *metricConverter
 	lastDrops           tracer.Drops // for logs-only pipelines: the drops last warned about
+	chunks              chunkPool    // chunks of calls, from the reader to the batcher and back
 }
 
 func newReceiver(cfg *Config, set receiver.Settings) (*mremapReceiver, error) {
@@ -85,7 +90,8 @@ func (r *mremapReceiver) start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
 	if r.logs != nil {
-		calls := make(chan observedCall, maxBatch)
+		calls := make(chan []observedCall, maxBatch/readChunk)
+		r.chunks.free = make(chan []observedCall, maxBatch/readChunk+2)
 		r.logsWG.Add(2)
 		go r.readCalls(calls)
 		go r.sendLogs(calls)
@@ -112,28 +118,73 @@ type observedCall struct {
 // readCalls moves calls from the ring buffer to the batcher. When the
 // batcher falls behind, the channel fills, reading stops, and the kernel
 // counts what no longer fits the ring buffer as ring_buffer_full.
-func (r *mremapReceiver) readCalls(out chan<- observedCall) {
+func (r *mremapReceiver) readCalls(out chan<- []observedCall) {
 	defer r.logsWG.Done()
 	defer close(out)
 	procs := newProcessCache("/proc")
+	// Consecutive calls mostly come from the same process: its /proc
+	// context is looked up once for the run.
+	var (
+		last     mremap.Process
+		lastInfo processInfo
+		haveLast bool
+	)
+	chunk := r.chunks.get()
+	var observed time.Time
 	for {
 		c, err := r.tracer.Read()
 		if errors.Is(err, tracer.ErrClosed) {
+			if len(chunk) > 0 {
+				out <- chunk
+			}
 			return
 		}
 		if err != nil {
 			r.set.Logger.Error("reading mremap calls", zap.Error(err))
 			continue
 		}
-		out <- observedCall{Call: c, proc: procs.lookup(c.Process.PID, c.Process.Comm), observed: time.Now()}
+		if !haveLast || c.Process != last {
+			last, lastInfo, haveLast = c.Process, procs.lookup(c.Process.PID, c.Process.Comm), true
+		}
+		// A chunk is read within microseconds: its calls share the time
+		// its first one was read.
+		if len(chunk) == 0 {
+			observed = time.Now()
+		}
+		chunk = append(chunk, observedCall{Call: c, proc: lastInfo, observed: observed})
+		if len(chunk) == readChunk || !r.tracer.Pending() {
+			out <- chunk
+			chunk = r.chunks.get()
+		}
+	}
+}
+
+// chunkPool recycles the reader's chunks once the batcher copied them, so
+// that reading allocates nothing per call.
+type chunkPool struct{ free chan []observedCall }
+
+func (p *chunkPool) get() []observedCall {
+	select {
+	case c := <-p.free:
+		return c[:0]
+	default:
+		return make([]observedCall, 0, readChunk)
+	}
+}
+
+func (p *chunkPool) put(c []observedCall) {
+	clear(c) // drop the strings it refers to
+	select {
+	case p.free <- c:
+	default:
 	}
 }
 
 // sendLogs batches calls into plog.Logs and sends them down the pipeline.
-func (r *mremapReceiver) sendLogs(in <-chan observedCall) {
+func (r *mremapReceiver) sendLogs(in <-chan []observedCall) {
 	defer r.logsWG.Done()
 	conv := newLogConverter(r.cfg, r.hostName, string(r.tracer.Probe()))
-	batch := make([]observedCall, 0, maxBatch)
+	batch := make([]observedCall, 0, maxBatch+readChunk)
 	timer := time.NewTimer(batchWait)
 	timer.Stop()
 	flush := func() {
@@ -151,7 +202,7 @@ func (r *mremapReceiver) sendLogs(in <-chan observedCall) {
 	}
 	for {
 		select {
-		case c, ok := <-in:
+		case chunk, ok := <-in:
 			if !ok {
 				flush()
 				return
@@ -159,7 +210,8 @@ func (r *mremapReceiver) sendLogs(in <-chan observedCall) {
 			if len(batch) == 0 {
 				timer.Reset(batchWait)
 			}
-			batch = append(batch, c)
+			batch = append(batch, chunk...)
+			r.chunks.put(chunk)
 			if len(batch) >= maxBatch {
 				timer.Stop()
 				flush()
