@@ -73,16 +73,24 @@ func (b *bench) configurations() ([]*configuration, []string, error) {
 	cfgs = append(cfgs,
 		&configuration{key: "metrics", name: "receiver: metrics pipeline", collector: true,
 			what:  "otelcol-mremap with the mremap receiver (defaults, collection_interval 1s) in a metrics pipeline to the prometheus exporter; the kernel keeps the aggregates, no ring-buffer records",
-			start: func() (*observer, error) { return b.startCollector("metrics", false, "") }},
+			start: func() (*observer, error) { return b.startCollector("metrics", false, "", nil) }},
 		&configuration{key: "logs", name: "receiver: logs + metrics pipelines", collector: true, logs: true,
 			what:  "the same, plus a logs pipeline to the debug exporter (verbosity basic): one ring-buffer record and one log record per call, default 4 MiB ring buffer",
-			start: func() (*observer, error) { return b.startCollector("logs", true, "") }},
+			start: func() (*observer, error) { return b.startCollector("logs", true, "", nil) }},
+		// The Go runtime's knob, not the receiver's: most of the collector's
+		// CPU per record beyond building pdata is garbage collection.
+		&configuration{key: "logs-gogc400", name: "receiver: logs + metrics, GOGC=400", collector: true, logs: true,
+			what:  "logs + metrics as above, with the environment variable GOGC=400 (the Go garbage collector runs a quarter as often, for a larger heap)",
+			start: func() (*observer, error) { return b.startCollector("logs-gogc400", true, "", []string{"GOGC=400"}) }},
 	)
 	// Enrichment off: rows for the receiver keys that exist in this build.
 	variants := []struct{ key, name, what, yaml string }{
 		{"logs-no-vma", "receiver: logs + metrics, vma_lookup: false",
 			"logs + metrics as above, without the mapping lookup (mremap.vma.*) at entry",
 			"    vma_lookup: false\n"},
+		{"logs-cmdline", "receiver: logs + metrics, process.command_line on",
+			"logs + metrics as above, with the opt-in process.command_line resource attribute (read from /proc once per process)",
+			"    resource_attributes:\n      process.command_line:\n        enabled: true\n"},
 	}
 	for _, v := range variants {
 		if err := b.validate(v.yaml); err != nil {
@@ -91,7 +99,7 @@ func (b *bench) configurations() ([]*configuration, []string, error) {
 		}
 		yaml := v.yaml
 		cfgs = append(cfgs, &configuration{key: v.key, name: v.name, what: v.what, collector: true, logs: true,
-			start: func() (*observer, error) { return b.startCollector(v.key, true, yaml) }})
+			start: func() (*observer, error) { return b.startCollector(v.key, true, yaml, nil) }})
 	}
 	return cfgs, notes, nil
 }
@@ -321,7 +329,7 @@ func (b *bench) validate(receiverExtra string) error {
 // debugLogs matches the debug exporter's line for a batch of log records.
 var debugLogs = regexp.MustCompile(`"otelcol.signal": "logs".*"log records": (\d+)`)
 
-func (b *bench) startCollector(name string, logs bool, receiverExtra string) (*observer, error) {
+func (b *bench) startCollector(name string, logs bool, receiverExtra string, env []string) (*observer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -332,6 +340,7 @@ func (b *bench) startCollector(name string, logs bool, receiverExtra string) (*o
 	}
 	o := &observer{tail: &tailBuffer{}, done: make(chan error, 1), promPort: port}
 	o.cmd = exec.Command(b.opts.collector, "--config", path)
+	o.cmd.Env = append(os.Environ(), env...)
 	stderr, err := o.cmd.StderrPipe()
 	if err != nil {
 		return nil, err

@@ -191,7 +191,7 @@ var rampRates = []float64{25e3, 50e3, 100e3, 150e3, 200e3, 300e3, 0}
 // up, one second per step, until a step loses calls (a drop counted, or a
 // record missing).
 func (b *bench) ramp() (*rampResult, error) {
-	o, err := b.startCollector("ramp", true, "")
+	o, err := b.startCollector("ramp", true, "", nil)
 	if err != nil {
 		return nil, err
 	}
