@@ -145,6 +145,9 @@ func New(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A collector that was killed left its tracefs kretprobes behind,
+	// whichever mode this one runs in.
+	removeStaleKprobes(tracefs)
 
 	t, err := open(opts, probe, tracefs)
 	if err != nil && opts.Probe == ProbeAuto && probe == ProbeKprobe {
@@ -248,7 +251,6 @@ func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
 		if err := t.fillFilters(opts.Filter); err != nil {
 			return nil, err
 		}
-		removeStaleKprobes(tracefs)
 		native, compat := syscallSymbols()
 		present, err := kallsymsHas(compat...)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,14 +18,17 @@ import (
 // outlive its file descriptors: no program, map or link stays loaded, and
 // nothing is pinned in bpffs. On kprobe kernels the kretprobe created
 // through tracefs (for its maxactive) stays registered in kprobe_events,
-// disabled and with no program; the next start removes it, and a clean
-// shutdown leaves none.
+// disabled and with no program; the next start, in either mode, removes it
+// (and any other a killed collector left), and a clean shutdown leaves none.
 func TestCollectorKilledLeavesNothingAttached(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	bin := mremaptest.CollectorPath(t)
 	for _, probe := range mremaptest.Probes(t) {
 		t.Run(probe, func(t *testing.T) {
 			pinnedBefore := bpffsEntries(t)
+			// Events an earlier collector left (a test that failed and
+			// killed it) are not this one's.
+			eventsBefore := ourKprobeEvents(t)
 			since := mremaptest.LastIDs()
 			c := startCollector(t, bin, fmt.Sprintf(fileConfig, probe))
 			ours := mremaptest.ObjectsSince(since, nil)
@@ -42,7 +46,7 @@ func TestCollectorKilledLeavesNothingAttached(t *testing.T) {
 			if pinned := bpffsEntries(t); !equalStrings(pinned, pinnedBefore) {
 				t.Errorf("bpffs was %v before the collector ran and is %v after", pinnedBefore, pinned)
 			}
-			stale := ourKprobeEvents(t)
+			stale := newStrings(ourKprobeEvents(t), eventsBefore)
 			for _, ev := range stale {
 				if enabled := readTrim(t, filepath.Join(tracefs(t), "events", ev, "enable")); enabled != "0" {
 					t.Errorf("kprobe event %s left enabled (%s) after SIGKILL", ev, enabled)
@@ -58,7 +62,7 @@ func TestCollectorKilledLeavesNothingAttached(t *testing.T) {
 			c = startCollector(t, bin, fmt.Sprintf(fileConfig, probe))
 			c.stop(t)
 			if left := ourKprobeEvents(t); len(left) > 0 {
-				t.Errorf("kprobe events left after a restart and a clean shutdown: %v (after SIGKILL: %v)", left, stale)
+				t.Errorf("kprobe events left after a restart and a clean shutdown: %v (after SIGKILL: %v, before: %v)", left, stale, eventsBefore)
 			}
 			if left := mremaptest.ObjectsLeft(since, ours.Names()); !left.Empty() {
 				t.Errorf("BPF objects left after a clean shutdown: %+v", left)
@@ -79,6 +83,17 @@ func bpffsEntries(t *testing.T) []string {
 	})
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// newStrings are the strings of after that are not in before.
+func newStrings(after, before []string) []string {
+	var out []string
+	for _, s := range after {
+		if !slices.Contains(before, s) {
+			out = append(out, s)
+		}
 	}
 	return out
 }

@@ -83,6 +83,10 @@ func setprivCommand(t *testing.T, caps []string, bin string, args ...string) *ex
 	if err != nil {
 		t.Skipf("skipped: setpriv (util-linux) is not installed: %v", err)
 	}
+	// BusyBox's setpriv (the kernel VM suite's) cannot change user.
+	if out, _ := exec.Command(setpriv, "--version").CombinedOutput(); !strings.Contains(string(out), "util-linux") {
+		t.Skipf("skipped: %s is not util-linux's setpriv, which --reuid needs: %.60q", setpriv, out)
+	}
 	set := "-all"
 	for _, c := range caps {
 		set += ",+" + c
