@@ -29,6 +29,7 @@ const volatile bool errors_only = false;       // log only failed calls
 const volatile bool filter_pids = false;       // pid_filter holds the tgids to keep
 const volatile bool filter_comms = false;      // comm_filter holds the comms to keep
 const volatile bool filter_exclude_comms = false; // comm_exclude holds comms to drop
+const volatile bool filter_cgroups = false;    // cgroup_filter holds cgroup v2 ids to keep
 const volatile __u64 min_size_delta = 0;       // bytes
 const volatile __u64 max_events_per_second = 0; // 0 = no cap
 // Wake the reader only once this many bytes are pending (0: on every
@@ -101,6 +102,15 @@ struct {
 	__type(key, struct comm);
 	__type(value, __u8);
 } comm_exclude SEC(".maps");
+
+// cgroup v2 ids (the cgroup directory's inode number): a call is kept if
+// the calling task's cgroup or one of its ancestors is here.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u64);
+	__type(value, __u8);
+} cgroup_filter SEC(".maps");
 
 // Aggregates. Plain (not per-CPU) hashes updated with atomic adds: mremap is
 // not a hot syscall, and per-CPU values of histograms keyed by comm would
@@ -215,11 +225,31 @@ static __always_inline void process_comm(struct comm *c)
 	__builtin_memcpy(c->name, task->group_leader->comm, sizeof(c->name));
 }
 
-// selected applies the pid and comm filters. Entry and exit apply the same
+// in_cgroups tells whether the calling task's cgroup v2, or one of its
+// ancestors, is in cgroup_filter, so that a slice or a pod's cgroup keeps
+// everything below it.
+static __always_inline bool in_cgroups(void)
+{
+	__u64 id = bpf_get_current_cgroup_id();
+	if (bpf_map_lookup_elem(&cgroup_filter, &id))
+		return true;
+	for (int level = 0; level < MAX_CGROUP_LEVELS; level++) {
+		id = bpf_get_current_ancestor_cgroup_id(level);
+		if (!id)
+			return false; // deeper than the task's own cgroup
+		if (bpf_map_lookup_elem(&cgroup_filter, &id))
+			return true;
+	}
+	return false;
+}
+
+// selected applies the pid, cgroup and comm filters. Entry and exit apply the same
 // test, so an exit of a filtered-out call is not mistaken for an unpaired one.
 static __always_inline bool selected(__u32 tgid, struct comm *comm)
 {
 	if (filter_pids && !bpf_map_lookup_elem(&pid_filter, &tgid))
+		return false;
+	if (filter_cgroups && !in_cgroups())
 		return false;
 	if (filter_comms || filter_exclude_comms) {
 		process_comm(comm);

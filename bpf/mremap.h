@@ -12,6 +12,10 @@
 #define MAX_SIZE_KEYS 4096
 #define MAX_DURATION_KEYS 1024
 
+// Ancestors of the calling task's cgroup that filter_cgroups checks, from
+// the root (level 0) down; the task's own cgroup is checked at any depth.
+#define MAX_CGROUP_LEVELS 16
+
 #define MREMAP_MAYMOVE_FLAG 1
 #define MREMAP_FIXED_FLAG 2
 #define MREMAP_DONTUNMAP_FLAG 4

@@ -142,6 +142,7 @@ const (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	MremapMapCalls              = "calls"
+	MremapMapCgroupFilter       = "cgroup_filter"
 	MremapMapCommExclude        = "comm_exclude"
 	MremapMapCommFilter         = "comm_filter"
 	MremapMapDrops              = "drops"
@@ -159,6 +160,7 @@ const (
 	MremapProgTracepointExit    = "tracepoint_exit"
 	MremapVarEmitEvents         = "emit_events"
 	MremapVarErrorsOnly         = "errors_only"
+	MremapVarFilterCgroups      = "filter_cgroups"
 	MremapVarFilterComms        = "filter_comms"
 	MremapVarFilterExcludeComms = "filter_exclude_comms"
 	MremapVarFilterPids         = "filter_pids"
@@ -227,6 +229,7 @@ type MremapProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type MremapMapSpecs struct {
 	Calls        *ebpf.MapSpec `ebpf:"calls"`
+	CgroupFilter *ebpf.MapSpec `ebpf:"cgroup_filter"`
 	CommExclude  *ebpf.MapSpec `ebpf:"comm_exclude"`
 	CommFilter   *ebpf.MapSpec `ebpf:"comm_filter"`
 	Drops        *ebpf.MapSpec `ebpf:"drops"`
@@ -245,6 +248,7 @@ type MremapMapSpecs struct {
 type MremapVariableSpecs struct {
 	EmitEvents         *ebpf.VariableSpec `ebpf:"emit_events"`
 	ErrorsOnly         *ebpf.VariableSpec `ebpf:"errors_only"`
+	FilterCgroups      *ebpf.VariableSpec `ebpf:"filter_cgroups"`
 	FilterComms        *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterExcludeComms *ebpf.VariableSpec `ebpf:"filter_exclude_comms"`
 	FilterPids         *ebpf.VariableSpec `ebpf:"filter_pids"`
@@ -280,6 +284,7 @@ func (o *MremapObjects) Close() error {
 // It can be passed to LoadMremapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MremapMaps struct {
 	Calls        *ebpf.Map `ebpf:"calls"`
+	CgroupFilter *ebpf.Map `ebpf:"cgroup_filter"`
 	CommExclude  *ebpf.Map `ebpf:"comm_exclude"`
 	CommFilter   *ebpf.Map `ebpf:"comm_filter"`
 	Drops        *ebpf.Map `ebpf:"drops"`
@@ -295,6 +300,7 @@ type MremapMaps struct {
 func (m *MremapMaps) Close() error {
 	return _MremapClose(
 		m.Calls,
+		m.CgroupFilter,
 		m.CommExclude,
 		m.CommFilter,
 		m.Drops,
@@ -314,6 +320,7 @@ func (m *MremapMaps) Close() error {
 type MremapVariables struct {
 	EmitEvents         *ebpf.Variable `ebpf:"emit_events"`
 	ErrorsOnly         *ebpf.Variable `ebpf:"errors_only"`
+	FilterCgroups      *ebpf.Variable `ebpf:"filter_cgroups"`
 	FilterComms        *ebpf.Variable `ebpf:"filter_comms"`
 	FilterExcludeComms *ebpf.Variable `ebpf:"filter_exclude_comms"`
 	FilterPids         *ebpf.Variable `ebpf:"filter_pids"`

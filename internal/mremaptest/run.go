@@ -1,9 +1,7 @@
 package mremaptest
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -97,22 +95,7 @@ func RunHelperArgs(t testing.TB, path string, args ...string) []Made {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s: %v\n%s", path, err, stderr.String())
 	}
-	var made []Made
-	s := bufio.NewScanner(&stdout)
-	for s.Scan() {
-		if strings.TrimSpace(s.Text()) == "" {
-			continue
-		}
-		var m Made
-		if err := json.Unmarshal(s.Bytes(), &m); err != nil {
-			t.Fatalf("parse helper output %q: %v", s.Text(), err)
-		}
-		made = append(made, m)
-	}
-	if len(made) != len(Expected) {
-		t.Fatalf("helper made %d calls, want %d", len(made), len(Expected))
-	}
-	return made
+	return parseMade(t, stdout.Bytes())
 }
 
 // ExpectationOf returns the expectation for the call named name.

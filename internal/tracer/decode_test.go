@@ -1,6 +1,7 @@
 package tracer
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
@@ -242,6 +244,16 @@ func TestDecodeVMA(t *testing.T) {
 	}
 }
 
+// Strings from user space are made valid UTF-8, escaping what is not.
+func TestDecodeEscapesUserBytes(t *testing.T) {
+	raw := rawEvent(eventFields{comm: comm16("caf\xc3\\x"), vmaFlags: uint8(bpf.MremapVmaFlagVMA_FOUND), vmaPerms: "rw-s",
+		vmaPath: "/dev/shm/\xff\nname"})
+	c, err := decodeEvent(raw, ClockWithOffset(0))
+	require.NoError(t, err)
+	assert.Equal(t, `caf\xc3\\x`, c.Process.Comm)
+	assert.Equal(t, `/dev/shm/\xff\x0aname`, c.VMA.Path)
+}
+
 func TestDecodeVMAPathLenBounded(t *testing.T) {
 	// A path_len beyond the array is read as the whole array.
 	raw := rawEvent(eventFields{comm: comm16("a"), vmaFlags: uint8(bpf.MremapVmaFlagVMA_FOUND), vmaPerms: "rw-p", vmaPath: strings.Repeat("a", 256)})
@@ -358,8 +370,15 @@ func FuzzDecodeEvent(f *testing.F) {
 		if c != want {
 			t.Fatalf("decoded %+v, want %+v", c, want)
 		}
-		if len(c.Process.Comm) > 15 || strings.ContainsRune(c.Process.Comm, 0) {
-			t.Fatalf("comm %q: more than 15 bytes or a NUL", c.Process.Comm)
+		// Strings from user space are valid UTF-8 that escapes the bytes.
+		for _, s := range []string{c.Process.Comm, c.VMA.Permissions, c.VMA.Path} {
+			if !utf8.ValidString(s) {
+				t.Fatalf("%q is not valid UTF-8", s)
+			}
+		}
+		comm, err := mremap.Unescape(c.Process.Comm)
+		if err != nil || len(comm) > 15 || bytes.IndexByte(comm, 0) >= 0 {
+			t.Fatalf("comm %q (%q, %v): more than 15 bytes or a NUL", c.Process.Comm, comm, err)
 		}
 		// What the receiver makes of it must not panic either.
 		_ = c.String()

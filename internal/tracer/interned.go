@@ -1,10 +1,16 @@
 package tracer
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+)
 
 // interned holds the strings that records repeat (comms, mapping paths and
-// permissions), so that decoding a record allocates nothing once its
-// strings were seen. It is bounded: when full it starts over.
+// permissions), made valid UTF-8 by mremap.Escape (they come from user
+// space and may hold any bytes), so that decoding a record allocates
+// nothing once its strings were seen. It is bounded: when full it starts
+// over.
 var interned = stringTable{m: map[string]string{}}
 
 const maxInterned = 8192
@@ -14,12 +20,12 @@ type stringTable struct {
 	m  map[string]string
 }
 
-// get returns prefix+string(b)+suffix, stored once when prefix and suffix
-// are empty. (Prefixes and suffixes mark truncated and deleted paths, which
-// are rare.)
+// get returns prefix+mremap.Escape(b)+suffix, stored once when prefix and
+// suffix are empty. (Prefixes and suffixes mark truncated and deleted
+// paths, which are rare.)
 func (t *stringTable) get(prefix string, b []byte, suffix string) string {
 	if prefix != "" || suffix != "" {
-		return prefix + string(b) + suffix
+		return prefix + mremap.Escape(b) + suffix
 	}
 	if len(b) == 0 {
 		return ""
@@ -33,7 +39,7 @@ func (t *stringTable) get(prefix string, b []byte, suffix string) string {
 	if len(t.m) >= maxInterned {
 		clear(t.m)
 	}
-	s := string(b)
-	t.m[s] = s
+	s := mremap.Escape(b)
+	t.m[string(b)] = s
 	return s
 }

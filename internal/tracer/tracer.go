@@ -56,6 +56,9 @@ type Filter struct {
 	PIDs         []uint32 // process ids (tgid) to keep
 	Comms        []string // process names to keep
 	ExcludeComms []string // process names to drop
+	// CgroupIDs are cgroup v2 ids (see CgroupID): a call is kept if the
+	// calling task's cgroup or one of its ancestors is one of them.
+	CgroupIDs []uint64
 	// MinSizeDelta drops calls whose abs(new_size - old_size) is smaller,
 	// from records and aggregates alike.
 	MinSizeDelta uint64
@@ -302,6 +305,7 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		{"filter_pids", len(f.PIDs) > 0},
 		{"filter_comms", len(f.Comms) > 0},
 		{"filter_exclude_comms", len(f.ExcludeComms) > 0},
+		{"filter_cgroups", len(f.CgroupIDs) > 0},
 		{"min_size_delta", f.MinSizeDelta},
 		{"max_events_per_second", opts.MaxEventsPerSecond},
 		{"wakeup_bytes", uint64(opts.RingBufferSize / wakeupFraction)},
@@ -318,9 +322,10 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		}
 	}
 	sizes := map[string]int{
-		bpf.MremapMapPidFilter:   len(f.PIDs),
-		bpf.MremapMapCommFilter:  len(f.Comms),
-		bpf.MremapMapCommExclude: len(f.ExcludeComms),
+		bpf.MremapMapPidFilter:    len(f.PIDs),
+		bpf.MremapMapCommFilter:   len(f.Comms),
+		bpf.MremapMapCommExclude:  len(f.ExcludeComms),
+		bpf.MremapMapCgroupFilter: len(f.CgroupIDs),
 		// Without events, the smallest ring buffer the kernel accepts.
 		bpf.MremapMapEvents: os.Getpagesize(),
 	}
@@ -338,6 +343,11 @@ func (t *Tracer) fillFilters(f Filter) error {
 	for _, pid := range f.PIDs {
 		if err := t.maps.PidFilter.Put(pid, one); err != nil {
 			return fmt.Errorf("fill pid filter: %w", err)
+		}
+	}
+	for _, id := range f.CgroupIDs {
+		if err := t.maps.CgroupFilter.Put(id, one); err != nil {
+			return fmt.Errorf("fill cgroup filter: %w", err)
 		}
 	}
 	for _, set := range []struct {
@@ -769,7 +779,7 @@ func (t *Tracer) Close() error {
 
 func closeMaps(m *bpf.MremapMaps) error {
 	var errs []error
-	for _, mp := range []*ebpf.Map{m.Calls, m.CommExclude, m.CommFilter, m.Drops, m.DurationHist,
+	for _, mp := range []*ebpf.Map{m.Calls, m.CgroupFilter, m.CommExclude, m.CommFilter, m.Drops, m.DurationHist,
 		m.Events, m.Inflight, m.PidFilter, m.Rate, m.Scratch, m.SizeHist} {
 		if mp != nil {
 			errs = append(errs, mp.Close())

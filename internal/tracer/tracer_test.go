@@ -2,13 +2,17 @@ package tracer
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
@@ -278,6 +282,64 @@ func TestFilters(t *testing.T) {
 				t.Errorf("calls counted %d, want %d", n, tt.wantCalls)
 			}
 		})
+	}
+}
+
+// The cgroup filter keeps the calls of tasks in the cgroup and below it:
+// of two helpers, one in a child of the filtered cgroup and one outside,
+// only the first is seen.
+func TestCgroupFilter(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	parent := fmt.Sprintf("mremap-test-%d", os.Getpid())
+	inside := mremaptest.NewCgroup(t, parent+"/child")
+	id, err := CgroupID(filepath.Dir(inside))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, probe := range probesToTest(t) {
+		t.Run(string(probe), func(t *testing.T) {
+			tr := newTracer(t, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20,
+				Filter: Filter{Comms: []string{mremaptest.Comm}, CgroupIDs: []uint64{id}}})
+			mremaptest.RunHelper(t, helper)
+			made := mremaptest.RunHelperInCgroup(t, helper, inside)
+			mremaptest.RunHelper(t, helper)
+			calls := readCalls(t, tr, len(made))
+			for i, c := range calls {
+				if c.Process.PID != made[i].PID || c.OldAddress != made[i].OldAddress {
+					t.Errorf("call %d: pid %d %s, want the helper in the cgroup (pid %d)", i, c.Process.PID, c.String(), made[i].PID)
+				}
+			}
+			if n := tr.reader.AvailableBytes(); n != 0 {
+				t.Errorf("%d more bytes in the ring buffer: calls from outside the cgroup", n)
+			}
+			a, err := tr.ReadAggregates()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAggregates(t, a)
+		})
+	}
+}
+
+func TestCgroupID(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	dir := mremaptest.NewCgroup(t, fmt.Sprintf("mremap-test-%d-id", os.Getpid()))
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	rel := strings.TrimPrefix(dir, mremaptest.Cgroup2Root(t))
+	for _, path := range []string{dir, rel} {
+		id, err := CgroupID(path)
+		if err != nil || id != st.Ino {
+			t.Errorf("CgroupID(%q) = %d, %v; want the inode %d", path, id, err, st.Ino)
+		}
+	}
+	for _, path := range []string{"/no/such/cgroup", "/proc", "relative/path", filepath.Join(dir, "cgroup.procs")} {
+		if _, err := CgroupID(path); err == nil || !strings.Contains(err.Error(), path) {
+			t.Errorf("CgroupID(%q): %v, want an error naming the path", path, err)
+		}
 	}
 }
 

@@ -12,13 +12,14 @@ import (
 
 // logConverter turns calls into log records, one ResourceLogs per process.
 type logConverter struct {
-	hostName string // empty when host.name is disabled or unknown
-	probe    string
-	redact   bool // redact_addresses
+	hostName    string // empty when host.name is disabled or unknown
+	probe       string
+	redact      bool // redact_addresses
+	commandLine bool // process.command_line is enabled
 }
 
 func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
-	c := &logConverter{probe: probe, redact: cfg.RedactAddresses}
+	c := &logConverter{probe: probe, redact: cfg.RedactAddresses, commandLine: cfg.ResourceAttributes.ProcessCommandLine.Enabled}
 	if cfg.ResourceAttributes.HostName.Enabled {
 		c.hostName = hostName
 	}
@@ -48,7 +49,7 @@ func (c *logConverter) toLogs(calls []observedCall) plog.Logs {
 	)
 	for i := range calls {
 		call := &calls[i].Call
-		k := processKey{call.Process.PID, call.Process.Comm}
+		k := keyOf(call.Process)
 		// Runs of calls from one process skip the map.
 		if i == 0 || k != lastKey {
 			sl, ok := scopes[k]
@@ -67,7 +68,7 @@ func (c *logConverter) toLogs(calls []observedCall) plog.Logs {
 }
 
 func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process, info processInfo) {
-	attrs.EnsureCapacity(7)
+	attrs.EnsureCapacity(8)
 	if c.hostName != "" {
 		attrs.PutStr("host.name", c.hostName)
 	}
@@ -77,6 +78,9 @@ func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process, info pro
 	attrs.PutInt("process.user.id", int64(p.UID))
 	if info.exePath != "" {
 		attrs.PutStr("process.executable.path", info.exePath)
+	}
+	if c.commandLine && info.commandLine != "" {
+		attrs.PutStr("process.command_line", info.commandLine)
 	}
 	if info.containerID != "" {
 		attrs.PutStr("container.id", info.containerID)

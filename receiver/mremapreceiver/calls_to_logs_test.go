@@ -37,10 +37,10 @@ func fakeProc(t *testing.T, root string, pid uint32, exe, cgroup string) {
 // processes and the time they were read (observed), as the receiver does
 // when it reads them.
 func observe(procRoot string, calls ...mremap.Call) []observedCall {
-	procs := newProcessCache(procRoot)
+	procs := newProcessCache(procRoot, true)
 	out := make([]observedCall, len(calls))
 	for i, c := range calls {
-		out[i] = observedCall{Call: c, proc: procs.lookup(c.Process.PID, c.Process.Comm), observed: observed}
+		out[i] = observedCall{Call: c, proc: procs.lookup(c.Process), observed: observed}
 	}
 	return out
 }
@@ -349,29 +349,97 @@ func TestNewLogConverterHostName(t *testing.T) {
 	assert.False(t, ok, "host.name disabled")
 }
 
+func TestCommandLineOptIn(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, java.PID, "/usr/bin/java", "")
+	require.NoError(t, os.WriteFile(filepath.Join(root, "200", "cmdline"), []byte("java\x00-jar\x00app.jar\x00"), 0o644))
+	calls := observe(root, mremap.Call{Process: java})
+
+	cfg := createDefaultConfig()
+	assert.False(t, cfg.ResourceAttributes.ProcessCommandLine.Enabled, "off by default")
+	ld := newLogConverter(cfg, "h", "kprobe").toLogs(calls)
+	_, ok := ld.ResourceLogs().At(0).Resource().Attributes().Get("process.command_line")
+	assert.False(t, ok, "process.command_line disabled")
+
+	cfg.ResourceAttributes.ProcessCommandLine.Enabled = true
+	ld = newLogConverter(cfg, "h", "kprobe").toLogs(calls)
+	v, ok := ld.ResourceLogs().At(0).Resource().Attributes().Get("process.command_line")
+	assert.True(t, ok)
+	assert.Equal(t, "java -jar app.jar", v.Str())
+}
+
 func TestProcessCache(t *testing.T) {
 	root := t.TempDir()
 	fakeProc(t, root, 100, "/usr/bin/postgres", "12:memory:/docker/"+testContainerID+"\n")
-	c := newProcessCache(root)
+	require.NoError(t, os.WriteFile(filepath.Join(root, "100", "cmdline"), []byte("postgres\x00-D\x00/var/lib/pg data\x00"), 0o644))
+	c := newProcessCache(root, true)
+	pg := mremap.Process{PID: 100, Comm: "postgres", StartTime: 5_000_000}
 
-	want := processInfo{exePath: "/usr/bin/postgres", containerID: testContainerID}
-	assert.Equal(t, want, c.lookup(100, "postgres"))
+	want := processInfo{exePath: "/usr/bin/postgres", commandLine: "postgres -D /var/lib/pg data", containerID: testContainerID}
+	assert.Equal(t, want, c.lookup(pg))
 
-	// Read once per (pid, comm): a change in /proc is not seen...
+	// Read once per process: a change in /proc is not seen...
 	require.NoError(t, os.Remove(filepath.Join(root, "100", "exe")))
 	require.NoError(t, os.Symlink("/usr/bin/psql", filepath.Join(root, "100", "exe")))
-	assert.Equal(t, want, c.lookup(100, "postgres"))
-	// ...until the comm changes.
-	assert.Equal(t, processInfo{exePath: "/usr/bin/psql", containerID: testContainerID}, c.lookup(100, "psql"))
+	assert.Equal(t, want, c.lookup(pg))
+	assert.Equal(t, want, c.lookup(mremap.Process{PID: 100, PPID: 7, UID: 3, Comm: "postgres", StartTime: 5_000_000}),
+		"the ppid and uid come from the record and are no part of the key")
+	// ...until the comm changes (an exec)...
+	psql := want
+	psql.exePath = "/usr/bin/psql"
+	assert.Equal(t, psql, c.lookup(mremap.Process{PID: 100, Comm: "psql", StartTime: 5_000_000}))
+	// ...or the pid is reused by a process that started later, even with
+	// the same comm.
+	require.NoError(t, os.Remove(filepath.Join(root, "100", "exe")))
+	require.NoError(t, os.Symlink("/usr/bin/other", filepath.Join(root, "100", "exe")))
+	other := want
+	other.exePath = "/usr/bin/other"
+	assert.Equal(t, other, c.lookup(mremap.Process{PID: 100, Comm: "postgres", StartTime: 9_000_000}))
 
 	// A process gone from /proc is unknown, not an error.
-	assert.Equal(t, processInfo{}, c.lookup(4242, "gone"))
+	assert.Equal(t, processInfo{}, c.lookup(mremap.Process{PID: 4242, Comm: "gone"}))
+
+	// The command line is read only when process.command_line is enabled.
+	assert.Equal(t, processInfo{exePath: "/usr/bin/other", containerID: testContainerID},
+		newProcessCache(root, false).lookup(pg))
 
 	// The cache is bounded.
 	for pid := uint32(1000); pid < 1000+maxCachedProcesses+10; pid++ {
-		c.lookup(pid, "x")
+		c.lookup(mremap.Process{PID: pid, Comm: "x"})
 	}
 	assert.LessOrEqual(t, len(c.m), maxCachedProcesses)
+}
+
+func TestReadCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	long := strings.Repeat("a", maxCommandLine+10)
+	tests := []struct {
+		name, cmdline, want string
+	}{
+		{"arguments", "/bin/sleep\x0010\x00", "/bin/sleep 10"},
+		{"an argument with a space", "sh\x00-c\x00echo a b\x00", "sh -c echo a b"},
+		{"no trailing NUL (setproctitle)", "nginx: worker process", "nginx: worker process"},
+		{"invalid UTF-8, a newline and a backslash", "prog\x00\xff\xfe\x00a\nb\x00c\\d\x00", `prog \xff\xfe a\x0ab c\\d`},
+		{"UTF-8", "grep\x00café\x00", "grep café"},
+		{"empty (a kernel thread)", "", ""},
+		{"too long", long, long[:maxCommandLine] + "..."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(dir, "cmdline")
+			require.NoError(t, os.WriteFile(path, []byte(tt.cmdline), 0o644))
+			assert.Equal(t, tt.want, readCommandLine(path))
+		})
+	}
+	assert.Equal(t, "", readCommandLine(filepath.Join(dir, "missing")))
+}
+
+// Values read from /proc are escaped too.
+func TestProcessCacheEscapes(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, 100, "/opt/caf\xe9/bin\\x", "")
+	info := newProcessCache(root, false).lookup(mremap.Process{PID: 100, Comm: "x"})
+	assert.Equal(t, `/opt/caf\xe9/bin\\x`, info.exePath)
 }
 
 func TestContainerIDFromCgroup(t *testing.T) {
@@ -385,6 +453,8 @@ func TestContainerIDFromCgroup(t *testing.T) {
 		{"v2 cri-containerd", "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0.slice/cri-containerd-" + id + ".scope", id},
 		{"v2 crio", "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0f1e2d3c_4b5a_6978_8796_a5b4c3d2e1f0.slice/crio-" + id + ".scope", id},
 		{"v2 podman", "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + id + ".scope", id},
+		{"v2 podman running systemd", "0::/machine.slice/libpod-" + id + ".scope/container", id},
+		{"v2 podman cgroupfs", "0::/libpod_parent/libpod-" + id, id},
 		{"v1 docker", "12:memory:/docker/" + id, id},
 		{"v1 kubepods plain id", "11:cpu,cpuacct:/kubepods/besteffort/pod0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0/" + id, id},
 		{

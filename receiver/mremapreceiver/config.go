@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
@@ -66,6 +67,13 @@ type FilterConfig struct {
 	Comms []string `mapstructure:"comms"`
 	// ExcludeComms are process names not to observe.
 	ExcludeComms []string `mapstructure:"exclude_comms"`
+	// Cgroups are cgroup v2 paths: the calls of tasks in one of them, or
+	// in a cgroup below one, are observed. A path is the absolute path of
+	// a cgroup v2 directory (/sys/fs/cgroup/system.slice/ssh.service) or,
+	// if it is not one, a path from the cgroup v2 root as
+	// /proc/PID/cgroup shows it (/system.slice/ssh.service). They are
+	// resolved to cgroup ids at start.
+	Cgroups []string `mapstructure:"cgroups"`
 	// MinSizeDelta drops calls with abs(new_size - old_size) below it, in
 	// bytes, from logs and metrics alike.
 	MinSizeDelta int64 `mapstructure:"min_size_delta"`
@@ -128,10 +136,29 @@ func (cfg *Config) Validate() error {
 	}
 	checkComms("comms", cfg.Filter.Comms)
 	checkComms("exclude_comms", cfg.Filter.ExcludeComms)
+	for i, c := range cfg.Filter.Cgroups {
+		if !strings.HasPrefix(c, "/") {
+			bad(fmt.Sprintf("filter::cgroups[%d]", i), "cgroup %q must be an absolute path (/sys/fs/cgroup/...) or a path from the cgroup v2 root as /proc/PID/cgroup shows it (/system.slice/...)", c)
+		}
+	}
 	if cfg.Filter.MinSizeDelta < 0 {
 		bad("filter::min_size_delta", "must not be negative, got %d", cfg.Filter.MinSizeDelta)
 	}
 	return errors.Join(errs...)
+}
+
+// cgroupIDs resolves filter::cgroups to cgroup ids, naming the path that
+// does not resolve: the cgroups must exist when the receiver starts.
+func (cfg *Config) cgroupIDs() ([]uint64, error) {
+	var ids []uint64
+	for i, p := range cfg.Filter.Cgroups {
+		id, err := tracer.CgroupID(p)
+		if err != nil {
+			return nil, fmt.Errorf("filter::cgroups[%d]: %w", i, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
 }
 
 // tracerOptions turns the configuration into what the tracer needs. events

@@ -51,6 +51,7 @@ func TestLoadConfig(t *testing.T) {
 		PIDs:         []int{1, 4242},
 		Comms:        []string{"postgres", "java"},
 		ExcludeComms: []string{"systemd-journal"},
+		Cgroups:      []string{"/system.slice/postgresql.service", "/sys/fs/cgroup/kubepods.slice"},
 		MinSizeDelta: 65536,
 		ErrorsOnly:   true,
 	}
@@ -58,6 +59,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.Metrics.MremapMoves.Enabled = false
 	custom.Metrics.MremapSizeDelta.Enabled = false
 	custom.ResourceAttributes.HostName.Enabled = false
+	custom.ResourceAttributes.ProcessCommandLine.Enabled = true
 
 	tests := []struct {
 		id   component.ID
@@ -132,6 +134,7 @@ func TestLoadConfigBadTypes(t *testing.T) {
 		{"bad_pids", []string{"pids"}},
 		{"bad_comms", []string{"comms"}},
 		{"bad_exclude_comms", []string{"exclude_comms"}},
+		{"bad_cgroups", []string{"cgroups"}},
 		{"bad_min_size_delta", []string{"min_size_delta"}},
 		{"bad_filter", []string{"filter"}},
 		{"bad_metric_enabled", []string{"mremap.calls", "enabled"}},
@@ -176,6 +179,9 @@ func TestConfigValidate(t *testing.T) {
 		{"comm empty", func(c *Config) { c.Filter.Comms = []string{"sh", ""} }, []string{"filter::comms[1]"}},
 		{"exclude_comms empty", func(c *Config) { c.Filter.ExcludeComms = []string{""} }, []string{"filter::exclude_comms[0]"}},
 		{"exclude_comms too long", func(c *Config) { c.Filter.ExcludeComms = []string{"ok", "0123456789abcdefg"} }, []string{"filter::exclude_comms[1]", "15"}},
+		{"cgroup relative", func(c *Config) { c.Filter.Cgroups = []string{"/system.slice", "system.slice/ssh.service"} },
+			[]string{"filter::cgroups[1]", `"system.slice/ssh.service"`, "absolute path"}},
+		{"cgroup empty", func(c *Config) { c.Filter.Cgroups = []string{""} }, []string{"filter::cgroups[0]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,6 +211,10 @@ func TestConfigValidateGoodValues(t *testing.T) {
 		{"comm of 15", func(c *Config) { c.Filter.Comms = []string{"abcdefghijklmno"} }},
 		{"max pid", func(c *Config) { c.Filter.PIDs = []int{1, math.MaxInt32} }},
 		{"min_size_delta", func(c *Config) { c.Filter.MinSizeDelta = 1 << 40 }},
+		// Cgroups are resolved at start, where they must exist.
+		{"cgroups", func(c *Config) {
+			c.Filter.Cgroups = []string{"/sys/fs/cgroup/system.slice/ssh.service", "/kubepods.slice/kubepods-besteffort.slice"}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -226,12 +236,13 @@ func TestConfigValidateNamesEveryBadKey(t *testing.T) {
 		Comms:        []string{"a-name-of-sixteen"},
 		ExcludeComms: []string{""},
 		MinSizeDelta: -1,
+		Cgroups:      []string{"x"},
 	}
 	err := cfg.Validate()
 	require.Error(t, err)
 	keys := []string{
 		"probe:", "collection_interval", "ring_buffer_size", "max_events_per_second",
-		"filter::pids[0]", "filter::comms[0]", "filter::exclude_comms[0]", "filter::min_size_delta",
+		"filter::pids[0]", "filter::comms[0]", "filter::exclude_comms[0]", "filter::cgroups[0]", "filter::min_size_delta",
 	}
 	for _, k := range keys {
 		assert.Contains(t, err.Error(), k)

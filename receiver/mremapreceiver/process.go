@@ -2,51 +2,73 @@ package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/recei
 
 import (
 	"bufio"
+	"bytes"
+	"io"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 )
 
 // processInfo is what /proc tells of a process beyond what the kernel put
-// in the record: its executable's path and its container, where known.
+// in the record: its executable's path, its command line (when asked for)
+// and its container, where known. Values are made valid UTF-8 by
+// mremap.Escape: they may hold any bytes.
 type processInfo struct {
 	exePath     string
+	commandLine string
 	containerID string
 }
 
-// processCache remembers processInfo per (pid, comm), so /proc is read once
-// per process and not once per call; a new comm (after exec) is read anew.
-// It is bounded: when full it starts over.
+// processCache remembers processInfo per process, so /proc is read once per
+// process and not once per call. A process is its pid and its start time,
+// so a later process that reuses the pid is read anew, and its comm, so
+// that after an exec (a new executable, the same pid and start time) it is
+// read anew too. It is bounded: when full it starts over.
 type processCache struct {
-	procRoot string
-	m        map[processKey]processInfo
+	procRoot    string
+	commandLine bool // read /proc/PID/cmdline
+	m           map[processKey]processInfo
 }
 
+// processKey names a process: its pid, its start time (ns since boot) and
+// its comm.
 type processKey struct {
-	pid  uint32
-	comm string
+	pid       uint32
+	startTime uint64
+	comm      string
 }
+
+func keyOf(p mremap.Process) processKey { return processKey{p.PID, p.StartTime, p.Comm} }
 
 const maxCachedProcesses = 4096
 
-func newProcessCache(procRoot string) *processCache {
-	return &processCache{procRoot: procRoot, m: map[processKey]processInfo{}}
+// maxCommandLine bounds the command line read, in bytes; a longer one ends
+// in "...".
+const maxCommandLine = 4096
+
+func newProcessCache(procRoot string, commandLine bool) *processCache {
+	return &processCache{procRoot: procRoot, commandLine: commandLine, m: map[processKey]processInfo{}}
 }
 
-func (c *processCache) lookup(pid uint32, comm string) processInfo {
-	k := processKey{pid, comm}
+func (c *processCache) lookup(p mremap.Process) processInfo {
+	k := keyOf(p)
 	if info, ok := c.m[k]; ok {
 		return info
 	}
 	if len(c.m) >= maxCachedProcesses {
 		clear(c.m)
 	}
-	dir := c.procRoot + "/" + strconv.FormatUint(uint64(pid), 10)
+	dir := c.procRoot + "/" + strconv.FormatUint(uint64(p.PID), 10)
 	var info processInfo
 	// The process may have exited already; then these stay unknown.
-	if p, err := os.Readlink(dir + "/exe"); err == nil {
-		info.exePath = strings.TrimSuffix(p, " (deleted)")
+	if exe, err := os.Readlink(dir + "/exe"); err == nil {
+		info.exePath = mremap.Escape([]byte(strings.TrimSuffix(exe, " (deleted)")))
+	}
+	if c.commandLine {
+		info.commandLine = readCommandLine(dir + "/cmdline")
 	}
 	if f, err := os.Open(dir + "/cgroup"); err == nil {
 		info.containerID = containerIDFromCgroup(bufio.NewScanner(f))
@@ -56,10 +78,37 @@ func (c *processCache) lookup(pid uint32, comm string) processInfo {
 	return info
 }
 
+// readCommandLine reads /proc/PID/cmdline, whose arguments end in NULs, as
+// one string with the arguments separated by spaces; at most
+// maxCommandLine bytes of it, then "...".
+func readCommandLine(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	buf := make([]byte, maxCommandLine+1)
+	n, _ := io.ReadFull(f, buf)
+	buf = buf[:n]
+	truncated := n > maxCommandLine
+	if truncated {
+		buf = buf[:maxCommandLine]
+	} else {
+		buf = bytes.TrimSuffix(buf, []byte{0})
+	}
+	s := mremap.Escape(bytes.ReplaceAll(buf, []byte{0}, []byte{' '}))
+	if truncated {
+		s += "..."
+	}
+	return s
+}
+
 // A container's cgroup path ends in its 64-hex-digit id, as docker,
 // containerd, CRI-O and podman name them: ".../docker-<id>.scope",
-// ".../cri-containerd-<id>.scope", ".../crio-<id>.scope", ".../<id>".
-var containerIDPattern = regexp.MustCompile(`(?:^|[/-])([0-9a-f]{64})(?:\.scope)?$`)
+// ".../cri-containerd-<id>.scope", ".../crio-<id>.scope",
+// ".../libpod-<id>.scope" (podman; ".../libpod-<id>.scope/container" when
+// the container runs systemd), ".../<id>" (cgroupfs drivers, v1).
+var containerIDPattern = regexp.MustCompile(`(?:^|[/-])([0-9a-f]{64})(?:\.scope)?(?:/container)?$`)
 
 func containerIDFromCgroup(s *bufio.Scanner) string {
 	for s.Scan() {

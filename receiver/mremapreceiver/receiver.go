@@ -76,7 +76,13 @@ func (r *mremapReceiver) Start(_ context.Context, _ component.Host) error {
 }
 
 func (r *mremapReceiver) start() error {
-	t, err := tracer.New(r.cfg.tracerOptions(r.logs != nil))
+	opts := r.cfg.tracerOptions(r.logs != nil)
+	ids, err := r.cfg.cgroupIDs()
+	if err != nil {
+		return fmt.Errorf("mremap receiver: %w", err)
+	}
+	opts.Filter.CgroupIDs = ids
+	t, err := tracer.New(opts)
 	if err != nil {
 		return fmt.Errorf("mremap receiver: %w", err)
 	}
@@ -121,7 +127,7 @@ type observedCall struct {
 func (r *mremapReceiver) readCalls(out chan<- []observedCall) {
 	defer r.logsWG.Done()
 	defer close(out)
-	procs := newProcessCache("/proc")
+	procs := newProcessCache("/proc", r.cfg.ResourceAttributes.ProcessCommandLine.Enabled)
 	// Consecutive calls mostly come from the same process: its /proc
 	// context is looked up once for the run.
 	var (
@@ -144,7 +150,7 @@ func (r *mremapReceiver) readCalls(out chan<- []observedCall) {
 			continue
 		}
 		if !haveLast || c.Process != last {
-			last, lastInfo, haveLast = c.Process, procs.lookup(c.Process.PID, c.Process.Comm), true
+			last, lastInfo, haveLast = c.Process, procs.lookup(c.Process), true
 		}
 		// A chunk is read within microseconds: its calls share the time
 		// its first one was read.

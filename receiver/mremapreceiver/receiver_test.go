@@ -2,6 +2,7 @@ package mremapreceiver
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +39,7 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 			cfg.Probe = probe
 			cfg.CollectionInterval = 100 * time.Millisecond
 			cfg.Filter.Comms = []string{mremaptest.Comm}
+			cfg.ResourceAttributes.ProcessCommandLine.Enabled = true
 			set := receivertest.NewNopSettings(metadata.Type)
 			logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
 			lr, err := f.CreateLogs(context.Background(), set, cfg, logs)
@@ -61,7 +63,9 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 				t.Errorf("%d programs loaded for both pipelines, want one set (2, or 3 with the ia32 kprobe)", n)
 			}
 
-			run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Start: time.Now()}
+			// The process attributes as /proc shows them: the parent is this
+			// test, the command line is the one it starts the helper with.
+			run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, CommandLine: helper + " -linger 2s", Start: time.Now()}
 			run.Made = mremaptest.RunHelperLinger(t, helper, 2*time.Second)
 			run.End = time.Now()
 
@@ -83,6 +87,110 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 				t.Errorf("programs still loaded after shutdown: %v", left)
 			}
 		})
+	}
+}
+
+// A helper in a cgroup named as docker names a container's gets that
+// container's id as container.id.
+func TestContainerID(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	exe, err := filepath.EvalSymlinks(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
+	cgroup := mremaptest.NewCgroup(t, "system.slice/docker-"+id+".scope")
+
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Filter.Comms = []string{mremaptest.Comm}
+	logs := new(consumertest.LogsSink)
+	lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer lr.Shutdown(context.Background())
+	probe := string(lr.(*mremapReceiver).tracer.Probe())
+
+	run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, ContainerID: id, Start: time.Now()}
+	run.Made = mremaptest.RunHelperInCgroup(t, helper, cgroup, "-linger", "2s")
+	run.End = time.Now()
+	for _, p := range mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
+		return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
+	}) {
+		t.Error(p)
+	}
+}
+
+// filter.cgroups, given as /proc/PID/cgroup shows a cgroup (from the
+// cgroup v2 root), keeps the calls of the helper in a cgroup below it and
+// not those of the helper outside.
+func TestCgroupFilter(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	exe, err := filepath.EvalSymlinks(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := fmt.Sprintf("/mremap-test-%d.slice", os.Getpid())
+	inside := mremaptest.NewCgroup(t, rel+"/helper.scope")
+
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Filter.Comms = []string{mremaptest.Comm}
+	cfg.Filter.Cgroups = []string{rel}
+	logs := new(consumertest.LogsSink)
+	lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+		t.Fatal(err)
+	}
+	defer lr.Shutdown(context.Background())
+	probe := string(lr.(*mremapReceiver).tracer.Probe())
+
+	outside := mremaptest.RunHelper(t, helper)
+	run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Start: time.Now()}
+	run.Made = mremaptest.RunHelperInCgroup(t, helper, inside, "-linger", "2s")
+	run.End = time.Now()
+	for _, p := range mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
+		return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
+	}) {
+		t.Error(p)
+	}
+	ld := mergeLogs(logs.AllLogs())
+	for i := 0; i < ld.ResourceLogs().Len(); i++ {
+		pid, _ := ld.ResourceLogs().At(i).Resource().Attributes().Get("process.pid")
+		if pid.Int() != int64(run.Made[0].PID) {
+			t.Errorf("records of pid %d (the helper outside the cgroup is %d)", pid.Int(), outside[0].PID)
+		}
+	}
+}
+
+// A cgroup that does not exist fails Start, naming the key and the path.
+func TestCgroupFilterMissingCgroup(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	f := NewFactory()
+	cfg := f.CreateDefaultConfig().(*Config)
+	cfg.Filter.Cgroups = []string{"/no-such.slice/x.service"}
+	r, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Start(context.Background(), componenttest.NewNopHost())
+	if err == nil || !strings.Contains(err.Error(), "filter::cgroups[0]") || !strings.Contains(err.Error(), "/no-such.slice/x.service") {
+		t.Errorf("Start with a missing cgroup: %v, want an error naming filter::cgroups[0] and the path", err)
+	}
+	if err := r.Shutdown(context.Background()); err != nil {
+		t.Error(err)
+	}
+	if left := mremaptest.ProgramsLeft(); len(left) > 0 {
+		t.Errorf("programs loaded after the failed start: %v", left)
 	}
 }
 

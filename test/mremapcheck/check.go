@@ -27,6 +27,12 @@ type Run struct {
 	PPID int
 	// ExePath is the helper's executable, or "" not to check it.
 	ExePath string
+	// CommandLine is the helper's process.command_line when the receiver
+	// is to report it; "" when it must be absent (the default).
+	CommandLine string
+	// ContainerID is the helper's container.id, or "" not to check it
+	// (the tests may themselves run in a container).
+	ContainerID string
 	// Start and End bound the helper's run in wall-clock time.
 	Start, End time.Time
 }
@@ -113,6 +119,14 @@ func checkResource(p *problems, a pcommon.Map, run Run, host string) {
 	}
 	if run.ExePath != "" {
 		want["process.executable.path"] = run.ExePath
+	}
+	if run.CommandLine != "" {
+		want["process.command_line"] = run.CommandLine
+	}
+	if run.ContainerID != "" {
+		want["container.id"] = run.ContainerID
+		checkAttributes(p, "resource", a, want)
+		return
 	}
 	checkAttributes(p, "resource", a, want, "container.id")
 }

@@ -212,13 +212,17 @@ func (rac *ResourceAttributeConfig) Unmarshal(parser *confmap.Conf) error {
 
 // ResourceAttributesConfig provides config for mremap resource attributes.
 type ResourceAttributesConfig struct {
-	HostName ResourceAttributeConfig `mapstructure:"host.name"`
+	HostName           ResourceAttributeConfig `mapstructure:"host.name"`
+	ProcessCommandLine ResourceAttributeConfig `mapstructure:"process.command_line"`
 }
 
 func DefaultResourceAttributesConfig() ResourceAttributesConfig {
 	return ResourceAttributesConfig{
 		HostName: ResourceAttributeConfig{
 			Enabled: true,
+		},
+		ProcessCommandLine: ResourceAttributeConfig{
+			Enabled: false,
 		},
 	}
 }

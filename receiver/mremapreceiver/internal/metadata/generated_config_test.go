@@ -43,7 +43,8 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
-					HostName: ResourceAttributeConfig{Enabled: true},
+					HostName:           ResourceAttributeConfig{Enabled: true},
+					ProcessCommandLine: ResourceAttributeConfig{Enabled: true},
 				},
 			},
 		},
@@ -68,7 +69,8 @@ func TestMetricsBuilderConfig(t *testing.T) {
 					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
-					HostName: ResourceAttributeConfig{Enabled: false},
+					HostName:           ResourceAttributeConfig{Enabled: false},
+					ProcessCommandLine: ResourceAttributeConfig{Enabled: false},
 				},
 			},
 		},
@@ -139,13 +141,15 @@ func TestResourceAttributesConfig(t *testing.T) {
 		{
 			name: "all_set",
 			want: ResourceAttributesConfig{
-				HostName: ResourceAttributeConfig{Enabled: true},
+				HostName:           ResourceAttributeConfig{Enabled: true},
+				ProcessCommandLine: ResourceAttributeConfig{Enabled: true},
 			},
 		},
 		{
 			name: "none_set",
 			want: ResourceAttributesConfig{
-				HostName: ResourceAttributeConfig{Enabled: false},
+				HostName:           ResourceAttributeConfig{Enabled: false},
+				ProcessCommandLine: ResourceAttributeConfig{Enabled: false},
 			},
 		},
 	}

@@ -21,6 +21,7 @@ func TestLogsBuilderAppendLogRecord(t *testing.T) {
 
 	rb := lb.NewResourceBuilder()
 	rb.SetHostName("host.name-val")
+	rb.SetProcessCommandLine("process.command_line-val")
 	res := rb.Emit()
 
 	// append the first log record

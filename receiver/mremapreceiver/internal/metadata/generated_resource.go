@@ -28,6 +28,13 @@ func (rb *ResourceBuilder) SetHostName(val string) {
 	}
 }
 
+// SetProcessCommandLine sets provided value as "process.command_line" attribute.
+func (rb *ResourceBuilder) SetProcessCommandLine(val string) {
+	if rb.config.ProcessCommandLine.Enabled {
+		rb.res.Attributes().PutStr("process.command_line", val)
+	}
+}
+
 // Emit returns the built resource and resets the internal builder state.
 func (rb *ResourceBuilder) Emit() pcommon.Resource {
 	r := rb.res
