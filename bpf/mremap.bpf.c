@@ -12,7 +12,9 @@
 //     __ia32_sys_mremap, __arm64_sys_mremap); the wrapper takes the user's
 //     registers as a struct pt_regs *, so the five arguments are read from
 //     that inner pt_regs with CO-RE;
-//   - the syscalls:sys_enter_mremap / sys_exit_mremap tracepoints.
+//   - the syscalls:sys_enter_mremap / sys_exit_mremap tracepoints, which do
+//     not fire for 32-bit (compat) syscalls on x86-64; there, raw
+//     raw_syscalls:sys_enter / sys_exit tracepoints catch those.
 #include "vmlinux.h"
 #include "mremap.h"
 
@@ -626,4 +628,56 @@ SEC("kretprobe/sys_mremap")
 int kprobe_exit(struct pt_regs *ctx)
 {
 	return on_exit(PT_REGS_RC(ctx));
+}
+
+#if defined(__TARGET_ARCH_x86)
+// in_ia32_syscall tells whether the current task is in a 32-bit syscall
+// (the kernel's in_ia32_syscall(): TS_COMPAT in its thread_info.status).
+// A direct load through the BTF task pointer: no helper call, since the
+// exit program runs this on every syscall.
+static __always_inline bool in_ia32_syscall(void)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	return task->thread_info.status & TS_COMPAT;
+}
+#endif
+
+// The syscalls:sys_{enter,exit}_mremap tracepoints skip compat syscalls, so
+// in tracepoint mode on x86-64 kernels with ia32 emulation 32-bit callers
+// are caught here: raw_syscalls:sys_enter/sys_exit fire on every syscall,
+// so these return at once unless the syscall is the i386 mremap of a task
+// in a compat syscall. Raw tracepoints hand over the tracepoint's own
+// arguments (regs, id) and (regs, ret): cheaper than the perf-event
+// tracepoints, which copy a record first. The arguments are in the i386
+// convention (bx, cx, dx, si, di).
+SEC("raw_tracepoint/sys_enter")
+int ia32_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (ctx->args[1] != IA32_NR_MREMAP || !in_ia32_syscall())
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	return on_enter((__u32)BPF_CORE_READ(regs, bx), (__u32)BPF_CORE_READ(regs, cx),
+			(__u32)BPF_CORE_READ(regs, dx), (__u32)BPF_CORE_READ(regs, si),
+			(__u32)BPF_CORE_READ(regs, di));
+#else
+	return 0;
+#endif
+}
+
+// At exit the syscall number is the saved orig_ax (syscall_get_nr); it is
+// read (a helper call) only for tasks in a compat syscall.
+SEC("raw_tracepoint/sys_exit")
+int ia32_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (!in_ia32_syscall())
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	if (BPF_CORE_READ(regs, orig_ax) != IA32_NR_MREMAP)
+		return 0;
+	return on_exit(ctx->args[1]);
+#else
+	return 0;
+#endif
 }

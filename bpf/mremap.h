@@ -16,6 +16,12 @@
 // the root (level 0) down; the task's own cgroup is checked at any depth.
 #define MAX_CGROUP_LEVELS 16
 
+// mremap's number in the i386 syscall table (arch/x86/entry/syscalls/syscall_32.tbl).
+#define IA32_NR_MREMAP 163
+// thread_info.status bit of x86-64 set while a task is in a 32-bit
+// (compat) syscall (arch/x86/include/asm/thread_info.h).
+#define TS_COMPAT 0x0002
+
 #define MREMAP_MAYMOVE_FLAG 1
 #define MREMAP_FIXED_FLAG 2
 #define MREMAP_DONTUNMAP_FLAG 4

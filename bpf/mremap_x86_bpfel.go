@@ -153,6 +153,8 @@ const (
 	MremapMapRate               = "rate"
 	MremapMapScratch            = "scratch"
 	MremapMapSizeHist           = "size_hist"
+	MremapProgIa32SysEnter      = "ia32_sys_enter"
+	MremapProgIa32SysExit       = "ia32_sys_exit"
 	MremapProgKprobeEnter       = "kprobe_enter"
 	MremapProgKprobeEnterIa32   = "kprobe_enter_ia32"
 	MremapProgKprobeExit        = "kprobe_exit"
@@ -217,6 +219,8 @@ type MremapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MremapProgramSpecs struct {
+	Ia32SysEnter    *ebpf.ProgramSpec `ebpf:"ia32_sys_enter"`
+	Ia32SysExit     *ebpf.ProgramSpec `ebpf:"ia32_sys_exit"`
 	KprobeEnter     *ebpf.ProgramSpec `ebpf:"kprobe_enter"`
 	KprobeEnterIa32 *ebpf.ProgramSpec `ebpf:"kprobe_enter_ia32"`
 	KprobeExit      *ebpf.ProgramSpec `ebpf:"kprobe_exit"`
@@ -339,6 +343,8 @@ type MremapVariables struct {
 //
 // It can be passed to LoadMremapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MremapPrograms struct {
+	Ia32SysEnter    *ebpf.Program `ebpf:"ia32_sys_enter"`
+	Ia32SysExit     *ebpf.Program `ebpf:"ia32_sys_exit"`
 	KprobeEnter     *ebpf.Program `ebpf:"kprobe_enter"`
 	KprobeEnterIa32 *ebpf.Program `ebpf:"kprobe_enter_ia32"`
 	KprobeExit      *ebpf.Program `ebpf:"kprobe_exit"`
@@ -348,6 +354,8 @@ type MremapPrograms struct {
 
 func (p *MremapPrograms) Close() error {
 	return _MremapClose(
+		p.Ia32SysEnter,
+		p.Ia32SysExit,
 		p.KprobeEnter,
 		p.KprobeEnterIa32,
 		p.KprobeExit,

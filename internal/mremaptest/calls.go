@@ -106,11 +106,25 @@ func MakeCalls() ([]Made, error) {
 
 	pid, tid := uint32(os.Getpid()), uint32(unix.Gettid())
 	var made []Made
-	call := func(name string, addr, oldSize, newSize, flags, newAddr uint64) uint64 {
-		maps, mapsErr := MappingAt(addr)
-		if mapsErr != nil {
-			maps = &Mapping{Permissions: "error", Path: mapsErr.Error()}
+	// Reading /proc/self/maps allocates, and the Go runtime may then map
+	// memory into a hole the helper just made (the page a shrink freed). Before a call whose result depends on such a hole,
+	// the mapping is read earlier and set in premapped (nil: none), and
+	// the call follows at once.
+	var premapped *Mapping
+	usePremapped := false
+	mappingAt := func(addr uint64) *Mapping {
+		m, err := MappingAt(addr)
+		if err != nil {
+			return &Mapping{Permissions: "error", Path: err.Error()}
 		}
+		return m
+	}
+	call := func(name string, addr, oldSize, newSize, flags, newAddr uint64) uint64 {
+		maps := premapped
+		if !usePremapped {
+			maps = mappingAt(addr)
+		}
+		premapped, usePremapped = nil, false
 		r, _, errno := unix.Syscall6(unix.SYS_MREMAP, uintptr(addr), uintptr(oldSize), uintptr(newSize),
 			uintptr(flags), uintptr(newAddr), 0)
 		ret := int64(r)
@@ -134,7 +148,9 @@ func MakeCalls() ([]Made, error) {
 	if err != nil {
 		return nil, err
 	}
+	grown := mappingAt(a)
 	call("shrink", a, 2*page, page, 0, 0)
+	premapped, usePremapped = grown, true
 	call("grow_in_place", a, page, 2*page, 0, 0)
 
 	// The page after b is mapped (the second page of the same mapping), so

@@ -17,7 +17,7 @@ import (
 // to show that nothing is left after shutdown.
 func OurPrograms() []string {
 	names := map[string]bool{}
-	for _, n := range []string{"tracepoint_enter", "tracepoint_exit", "kprobe_enter", "kprobe_enter_ia32", "kprobe_exit"} {
+	for _, n := range []string{"tracepoint_enter", "tracepoint_exit", "kprobe_enter", "kprobe_enter_ia32", "kprobe_exit", "ia32_sys_enter", "ia32_sys_exit"} {
 		// The kernel keeps 15 characters; cilium/ebpf may report the
 		// full name from BTF.
 		names[n] = true

@@ -161,3 +161,49 @@ func RunLoop(t testing.TB, path string, pairs int, d time.Duration) Loop {
 	l.Elapsed = time.Duration(elapsed)
 	return l
 }
+
+var (
+	build386Once sync.Once
+	built386Path string
+	build386Err  error
+)
+
+// Helper386Path returns a 32-bit (GOARCH=386) build of the helper, a real
+// 32-bit caller that enters mremap through the kernel's ia32 entry:
+// $MREMAP_HELPER_386 if set (the kernel VM suite ships one), else one built
+// once per test binary. It skips the test where the kernel runs no 32-bit
+// x86 programs (not x86-64, or no ia32 emulation).
+func Helper386Path(t testing.TB) string {
+	t.Helper()
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("32-bit x86 callers exist only on x86-64, not %s", runtime.GOARCH)
+	}
+	kallsyms, err := os.ReadFile("/proc/kallsyms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(kallsyms, []byte(" __ia32_sys_mremap\n")) {
+		t.Skip("this kernel has no ia32 emulation (no __ia32_sys_mremap): it runs no 32-bit programs")
+	}
+	if p := os.Getenv("MREMAP_HELPER_386"); p != "" {
+		return p
+	}
+	build386Once.Do(func() {
+		dir, err := os.MkdirTemp("", "mremap-helper-386")
+		if err != nil {
+			build386Err = err
+			return
+		}
+		built386Path = filepath.Join(dir, Comm)
+		cmd := exec.Command("go", "build", "-o", built386Path, "github.com/otelcol-mremap/otelcol-mremap/cmd/mremap-helper")
+		cmd.Dir = ModuleRoot()
+		cmd.Env = append(os.Environ(), "GOARCH=386", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			build386Err = &buildError{err: err, out: string(out)}
+		}
+	})
+	if build386Err != nil {
+		t.Fatalf("build the 32-bit mremap-helper: %v", build386Err)
+	}
+	return built386Path
+}

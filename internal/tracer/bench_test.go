@@ -182,3 +182,38 @@ func benchReportDrops(b *testing.B, a *Aggregates) {
 		b.ReportMetric(float64(d), "other-drops")
 	}
 }
+
+// BenchmarkUnrelatedSyscall measures what the tracer adds to a syscall
+// other than mremap (getppid), on a locked thread: with nothing attached;
+// in tracepoint mode without the ia32 raw tracepoints (the cost of the
+// syscall tracepoint machinery, which the mremap tracepoints switch on for
+// every syscall); and in tracepoint mode with them (on x86-64 kernels with
+// ia32 emulation), which run a program on every syscall's entry and exit.
+// The last two differ by what the raw_syscalls programs cost.
+func BenchmarkUnrelatedSyscall(b *testing.B) {
+	mremaptest.RequireBPF(b)
+	loop := func(b *testing.B) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for b.Loop() {
+			unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+		}
+	}
+	b.Run("no-probe", loop)
+	for _, mode := range []struct {
+		name     string
+		skipIa32 bool
+	}{{"tracepoint-without-ia32", true}, {"tracepoint", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			tr, err := New(Options{Probe: ProbeTracepoint, Events: true, RingBufferSize: 1 << 20, skipIa32: mode.skipIa32})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Close()
+			if !mode.skipIa32 && !tr.ia32Raw {
+				b.Skip("no ia32 raw tracepoints on this kernel")
+			}
+			loop(b)
+		})
+	}
+}

@@ -83,6 +83,9 @@ type Options struct {
 	// mm's mmap lock for reading.
 	SkipVMALookup bool
 	Filter        Filter
+
+	// skipIa32 leaves out the ia32 raw tracepoints (for benchmarks).
+	skipIa32 bool
 }
 
 // Tracer is the loaded and attached eBPF program.
@@ -106,6 +109,7 @@ type Tracer struct {
 	clock      Clock
 	clockAt    time.Time // when clock was measured
 	stopped    atomic.Bool
+	ia32Raw    bool // the ia32 raw tracepoints are attached
 	// malformed counts the ring buffer records Read skipped because they
 	// were truncated or corrupt (Drops.MalformedRecord).
 	malformed atomic.Uint64
@@ -161,13 +165,8 @@ func New(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if probe == ProbeTracepoint {
-		// Syscall tracepoints do not fire for compat (32-bit) syscalls.
-		if _, compat := syscallSymbols(); len(compat) > 0 {
-			if have, err := kallsymsHas(compat...); err == nil && have[compat[0]] {
-				reason += "; 32-bit (ia32) mremap calls are not seen by syscall tracepoints"
-			}
-		}
+	if t.ia32Raw {
+		reason += "; 32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls:sys_enter/sys_exit raw tracepoints filtered in the kernel to the i386 mremap (163)"
 	}
 	t.reason = reason
 	return t, nil
@@ -197,6 +196,12 @@ type tracepointPrograms struct {
 	Exit  *ebpf.Program `ebpf:"tracepoint_exit"`
 }
 
+// ia32Programs catch 32-bit mremap calls in tracepoint mode on x86-64.
+type ia32Programs struct {
+	Enter *ebpf.Program `ebpf:"ia32_sys_enter"`
+	Exit  *ebpf.Program `ebpf:"ia32_sys_exit"`
+}
+
 type kprobePrograms struct {
 	Enter     *ebpf.Program `ebpf:"kprobe_enter"`
 	EnterIa32 *ebpf.Program `ebpf:"kprobe_enter_ia32"`
@@ -221,15 +226,39 @@ func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
 
 	switch probe {
 	case ProbeTracepoint:
+		// On x86-64 kernels that run 32-bit programs, the ia32 programs
+		// catch what the syscall tracepoints skip.
+		withIa32, err := hasIa32Emulation()
+		if err != nil {
+			return nil, err
+		}
+		withIa32 = withIa32 && !opts.skipIa32
 		var objs struct {
 			bpf.MremapMaps
 			tracepointPrograms
+			ia32 ia32Programs
 		}
-		if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		if withIa32 {
+			var all struct {
+				bpf.MremapMaps
+				tracepointPrograms
+				ia32Programs
+			}
+			err = spec.LoadAndAssign(&all, nil)
+			objs.MremapMaps, objs.tracepointPrograms, objs.ia32 = all.MremapMaps, all.tracepointPrograms, all.ia32Programs
+		} else {
+			var native struct {
+				bpf.MremapMaps
+				tracepointPrograms
+			}
+			err = spec.LoadAndAssign(&native, nil)
+			objs.MremapMaps, objs.tracepointPrograms = native.MremapMaps, native.tracepointPrograms
+		}
+		if err != nil {
 			return nil, fmt.Errorf("load eBPF programs into the kernel: %w", verifierError(err))
 		}
 		t.maps = objs.MremapMaps
-		t.programs = []*ebpf.Program{objs.Enter, objs.Exit}
+		t.programs = []*ebpf.Program{objs.Enter, objs.Exit, objs.ia32.Enter, objs.ia32.Exit}
 		if err := t.fillFilters(opts.Filter); err != nil {
 			return nil, err
 		}
@@ -238,8 +267,19 @@ func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
 		if err := t.attachTracepoint("sys_exit_mremap", objs.Exit); err != nil {
 			return nil, err
 		}
+		if withIa32 {
+			if err := t.attachRawTracepoint("sys_exit", objs.ia32.Exit); err != nil {
+				return nil, err
+			}
+		}
 		if err := t.attachTracepoint("sys_enter_mremap", objs.Enter); err != nil {
 			return nil, err
+		}
+		if withIa32 {
+			if err := t.attachRawTracepoint("sys_enter", objs.ia32.Enter); err != nil {
+				return nil, err
+			}
+			t.ia32Raw = true
 		}
 	case ProbeKprobe:
 		var objs struct {
@@ -390,6 +430,29 @@ func (t *Tracer) attachTracepoint(name string, prog *ebpf.Program) error {
 	}
 	t.links = append(t.links, l)
 	return nil
+}
+
+func (t *Tracer) attachRawTracepoint(name string, prog *ebpf.Program) error {
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: prog})
+	if err != nil {
+		return fmt.Errorf("attach raw tracepoint raw_syscalls:%s: %w", name, err)
+	}
+	t.links = append(t.links, l)
+	return nil
+}
+
+// hasIa32Emulation tells whether this kernel runs 32-bit x86 programs: an
+// x86-64 kernel with __ia32_sys_mremap.
+func hasIa32Emulation() (bool, error) {
+	_, compat := syscallSymbols()
+	if len(compat) == 0 {
+		return false, nil
+	}
+	have, err := kallsymsHas(compat...)
+	if err != nil {
+		return false, fmt.Errorf("read /proc/kallsyms: %w", err)
+	}
+	return have[compat[0]], nil
 }
 
 func (t *Tracer) attachKretprobe(sym string, prog *ebpf.Program) error {

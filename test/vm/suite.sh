@@ -4,7 +4,9 @@
 #
 # usage: test/vm/suite.sh
 #
-# 1. Builds the payload into .cache/vm/payload: the test binaries of
+# 1. Builds the payload into a directory of its own, .cache/vm/payload.XXXXXX
+#    (removed at exit; the cache may be shared by worktrees whose suites run
+#    at once, and each VM boots from the payload later): the test binaries of
 #    ./internal/tracer, ./receiver/mremapreceiver (with its metadata.yaml and
 #    testdata/, which its tests read from their working directory) and
 #    ./test/e2e, all with CGO_ENABLED=0; bin/otelcol-mremap and
@@ -16,7 +18,8 @@
 #      tracer          ./internal/tracer tests
 #      mremapreceiver  ./receiver/mremapreceiver tests
 #      e2e             ./test/e2e tests (TestCollectorAutoSaysWhich: auto picks kprobe)
-#      ia32            the kprobe subtests again with the 32-bit helper (guest/ia32.sh)
+#      ia32            the kprobe and tracepoint subtests again with the 32-bit
+#                      helper (guest/ia32.sh)
 #      kprobe-profile  the collector with probe: auto must choose kprobe; our
 #                      kretprobes in kprobe_events/kprobe_profile (guest/kprobe-profile.sh)
 # 3. Prints each command's test verdicts, the full output of every failed
@@ -49,7 +52,9 @@ say() { echo "suite: $*"; }
 die() { echo "suite: $*" >&2; exit 2; }
 
 # ------------------------------------------------------------------ payload
-payload=$cache/payload
+mkdir -p "$cache"
+payload=$(mktemp -d "$cache/payload.XXXXXX")
+trap 'rm -rf "$payload"' EXIT
 say "building the payload in $payload"
 make --no-print-directory build >/dev/null || die "make build failed"
 for b in bin/otelcol-mremap bin/mremap-helper; do
@@ -60,7 +65,6 @@ for b in bin/otelcol-mremap bin/mremap-helper; do
 	fi
 done
 
-rm -rf "$payload"
 mkdir -p "$payload/mremapreceiver" "$payload/ia32"
 export CGO_ENABLED=0
 build_test() { # package output
@@ -92,7 +96,7 @@ declare -A title=(
 	[tracer]=./internal/tracer
 	[mremapreceiver]=./receiver/mremapreceiver
 	[e2e]=./test/e2e
-	[ia32]="ia32 kprobe"
+	[ia32]="ia32 kprobe+tracepoint"
 	[kprobe-profile]=kprobe_profile
 )
 gotest="-test.v -test.count=1 -test.timeout=$go_timeout"
@@ -105,7 +109,7 @@ cmds=(
 	"ia32::GO_TEST_TIMEOUT=$go_timeout sh ./ia32.sh"
 	"kprobe-profile::sh ./kprobe-profile.sh"
 )
-envs=(-e MREMAP_REQUIRE_PROBES=1 -e MREMAP_HELPER=/payload/mremap-helper
+envs=(-e MREMAP_REQUIRE_PROBES=1 -e MREMAP_HELPER=/payload/mremap-helper -e MREMAP_HELPER_386=/payload/ia32/mremap-helper
 	-e OTELCOL_MREMAP=/payload/otelcol-mremap -e GOTRACEBACK=all)
 
 logdir=$cache/logs/suite-$(date +%Y%m%d-%H%M%S)

@@ -1,28 +1,33 @@
 #!/bin/sh
 # Runs inside the VM (busybox sh, cwd /payload), from test/vm/suite.sh.
 #
-# 32-bit processes enter mremap(2) through __ia32_sys_mremap, whose saved
-# registers hold the arguments in the i386 convention. Rerun the kprobe
-# subtests with a GOARCH=386 build of the helper, so every field of its calls
-# is checked as for the 64-bit one. (The syscalls tracepoints do not fire for
-# compat syscalls on x86-64, so there is no tracepoint counterpart.)
+# 32-bit processes enter mremap(2) through the kernel's ia32 entry: in
+# kprobe mode through __ia32_sys_mremap, whose saved registers hold the
+# arguments in the i386 convention; in tracepoint mode the syscalls
+# tracepoints skip compat syscalls, so the raw_syscalls raw tracepoints
+# catch them. Rerun the kprobe and the tracepoint subtests with a GOARCH=386
+# build of the helper, so every field of its calls is checked as for the
+# 64-bit one.
 set -u
 export MREMAP_HELPER=/payload/ia32/mremap-helper
 timeout=${GO_TEST_TIMEOUT:-10m}
 bad=0
-# dir binary test subtest
+# dir binary test
 run() {
-	out=/tmp/ia32-$2.out
-	(cd "$1" && "./$2" -test.v -test.count=1 -test.timeout="$timeout" -test.run "^$3\$/^kprobe\$") >"$out" 2>&1
+	out=/tmp/ia32-$2-$3.out
+	(cd "$1" && "./$2" -test.v -test.count=1 -test.timeout="$timeout" -test.run "^$3\$/^(kprobe|tracepoint)\$") >"$out" 2>&1
 	rc=$?
 	cat "$out"
 	if [ $rc != 0 ]; then
-		echo "FAIL: $2 $3/kprobe with the 32-bit helper: rc=$rc"
-		bad=1
-	elif ! grep -q -- "--- PASS: $3/kprobe " "$out"; then
-		echo "FAIL: $2 $3/kprobe did not run"
+		echo "FAIL: $2 $3 with the 32-bit helper: rc=$rc"
 		bad=1
 	fi
+	for mode in kprobe tracepoint; do
+		if ! grep -q -- "--- PASS: $3/$mode " "$out"; then
+			echo "FAIL: $2 $3/$mode did not run or did not pass"
+			bad=1
+		fi
+	done
 }
 file=$(head -c 5 "$MREMAP_HELPER" | od -An -tx1 | tr -d ' \n')
 [ "$file" = 7f454c4601 ] || { echo "FAIL: $MREMAP_HELPER is not a 32-bit ELF ($file)"; exit 1; }
