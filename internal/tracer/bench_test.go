@@ -2,6 +2,7 @@ package tracer
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"testing"
@@ -215,5 +216,73 @@ func BenchmarkUnrelatedSyscall(b *testing.B) {
 			}
 			loop(b)
 		})
+	}
+}
+
+// BenchmarkVMALookup measures what the lookup of the mapping at old_address
+// adds to a mremap call (tracepoint mode, records read by a goroutine): on
+// an anonymous mapping, and on a shared mapping of a file in /dev/shm,
+// whose path the kernel builds (two names and a mount point).
+func BenchmarkVMALookup(b *testing.B) {
+	mremaptest.RequireBPF(b)
+	page := os.Getpagesize()
+	anon := func() ([]byte, func(), error) {
+		m, err := unix.Mmap(-1, 0, 2*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		return m, func() {}, err
+	}
+	file := func() ([]byte, func(), error) {
+		f, err := os.CreateTemp("/dev/shm", "mremap-bench-*")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer f.Close()
+		if err := f.Truncate(int64(2 * page)); err != nil {
+			return nil, nil, err
+		}
+		m, err := unix.Mmap(int(f.Fd()), 0, 2*page, unix.PROT_READ, unix.MAP_SHARED)
+		return m, func() { os.Remove(f.Name()) }, err
+	}
+	for _, mapping := range []struct {
+		name string
+		make func() ([]byte, func(), error)
+	}{{"anonymous", anon}, {"file", file}} {
+		for _, lookup := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/vma_lookup=%v", mapping.name, lookup), func(b *testing.B) {
+				tr, err := New(Options{Probe: ProbeTracepoint, Events: true, RingBufferSize: 1 << 22, SkipVMALookup: !lookup,
+					Filter: Filter{PIDs: []uint32{uint32(os.Getpid())}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tr.Close()
+				go func() {
+					for {
+						if _, err := tr.Read(); errors.Is(err, ErrClosed) {
+							return
+						}
+					}
+				}()
+				m, cleanup, err := mapping.make()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer cleanup()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				addr := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
+				size := uintptr(2 * page)
+				for b.Loop() {
+					newSize := uintptr(page)
+					if size == uintptr(page) {
+						newSize = uintptr(2 * page)
+					}
+					r, _, errno := unix.Syscall6(unix.SYS_MREMAP, addr, size, newSize, 0, 0, 0)
+					if errno != 0 || r != addr {
+						b.Fatalf("mremap(%#x, %d, %d, 0) = %#x, %v", addr, size, newSize, r, errno)
+					}
+					size = newSize
+				}
+				unix.Syscall(unix.SYS_MUNMAP, addr, size, 0)
+			})
+		}
 	}
 }
