@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/collector/confmap"
+
 	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
 	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
 )
@@ -100,6 +102,61 @@ func createDefaultConfig() *Config {
 		},
 		ResourceAttributes: metadata.DefaultResourceAttributesConfig(),
 	}
+}
+
+// integerKeys are the keys that hold whole numbers. mapstructure would turn
+// a YAML float into an integer by dropping its fraction (1.5 becomes 1), so
+// Unmarshal rejects a fraction before decoding.
+var integerKeys = []string{"ring_buffer_size", "max_events_per_second", "filter::min_size_delta"}
+
+// integerListKeys are the keys that hold lists of whole numbers.
+var integerListKeys = []string{"filter::pids"}
+
+// Unmarshal decodes conf as the Collector does, after rejecting a number
+// with a fraction in a key that holds whole numbers, naming the key.
+func (cfg *Config) Unmarshal(conf *confmap.Conf) error {
+	if conf == nil {
+		return nil
+	}
+	var errs []error
+	for _, key := range integerKeys {
+		if err := wholeNumber(conf.Get(key)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", key, err))
+		}
+	}
+	for _, key := range integerListKeys {
+		list, ok := conf.Get(key).([]any)
+		if !ok {
+			continue // not a list: decoding names the key
+		}
+		for i, v := range list {
+			if err := wholeNumber(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s[%d]: %w", key, i, err))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return conf.Unmarshal(cfg)
+}
+
+// wholeNumber rejects a float that is not a whole number an int64 can
+// hold. Other types are left to the decoder, which names their key.
+func wholeNumber(v any) error {
+	var f float64
+	switch n := v.(type) {
+	case float64:
+		f = n
+	case float32:
+		f = float64(n)
+	default:
+		return nil
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+		return fmt.Errorf("must be a whole number, got %v", v)
+	}
+	return nil
 }
 
 // Validate names every bad key and the rule it breaks.

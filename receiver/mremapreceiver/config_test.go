@@ -140,6 +140,17 @@ func TestLoadConfigBadTypes(t *testing.T) {
 		{"bad_metric_enabled", []string{"mremap.calls", "enabled"}},
 		{"bad_histogram_enabled", []string{"mremap.duration", "enabled"}},
 		{"bad_resource_attribute", []string{"host.nam"}},
+		// mapstructure would drop the fraction: 1.5 would become 1.
+		{"fraction_ring_buffer_size", []string{"ring_buffer_size: must be a whole number, got 4096.5"}},
+		{"fraction_max_events_per_second", []string{"max_events_per_second: must be a whole number, got 1.5"}},
+		{"fraction_min_size_delta", []string{"filter::min_size_delta: must be a whole number, got 0.5"}},
+		{"fraction_pids", []string{"filter::pids[1]: must be a whole number, got 2.5"}},
+		{"fraction_everywhere", []string{
+			"ring_buffer_size: must be a whole number, got 1e+300",
+			"max_events_per_second: must be a whole number, got NaN",
+			"filter::min_size_delta: must be a whole number, got 1.5",
+			"filter::pids[0]: must be a whole number, got 1.25",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,6 +161,17 @@ func TestLoadConfigBadTypes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A float that is a whole number is that number.
+func TestLoadConfigWholeFloats(t *testing.T) {
+	cfg, err := loadConfig(t, component.NewIDWithName(metadata.Type, "whole_floats"))
+	require.NoError(t, err)
+	assert.Equal(t, 8192, cfg.RingBufferSize)
+	assert.Equal(t, 1000, cfg.MaxEventsPerSecond)
+	assert.Equal(t, int64(64), cfg.Filter.MinSizeDelta)
+	assert.Equal(t, []int{7}, cfg.Filter.PIDs)
+	assert.NoError(t, cfg.Validate())
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -190,6 +190,10 @@ func TestValidateNamesBadKeys(t *testing.T) {
 		{"long comm", "filter: {comms: [a-process-name-too-long]}", []string{"filter::comms[0]", "15"}},
 		{"negative size", "filter: {min_size_delta: -4096}", []string{"filter::min_size_delta", "negative"}},
 		{"unknown key", "ring_bufer_size: 4096", []string{"ring_bufer_size"}},
+		{"fractional rate", "max_events_per_second: 1.5", []string{"max_events_per_second: must be a whole number, got 1.5"}},
+		{"fractional ring buffer", "ring_buffer_size: 4096.5", []string{"ring_buffer_size: must be a whole number, got 4096.5"}},
+		{"fractional size", "filter: {min_size_delta: 0.5}", []string{"filter::min_size_delta: must be a whole number, got 0.5"}},
+		{"fractional pid", "filter: {pids: [1, 1.5]}", []string{"filter::pids[1]: must be a whole number, got 1.5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
