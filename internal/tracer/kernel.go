@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
 )
@@ -28,6 +29,47 @@ type kernel struct {
 	// tracepoints is nil if syscalls:sys_{enter,exit}_mremap exist
 	// (CONFIG_FTRACE_SYSCALLS).
 	tracepoints error
+	// taskStorage is nil if the kernel has task storage maps, which hold
+	// each call in flight between entry and exit.
+	taskStorage error
+	// helpers holds, per program type, the helpers the programs of that
+	// type cannot call (ebpf.ErrNotSupported); a helper not in it can be
+	// called, or its probe was inconclusive and loading will tell.
+	helpers map[ebpf.ProgramType]map[asm.BuiltinFunc]error
+}
+
+// helper is a BPF helper the programs call, and the first Linux release
+// whose kprobe and tracepoint programs may call it.
+type helper struct {
+	fn      asm.BuiltinFunc
+	name    string
+	version string
+	why     string
+}
+
+var (
+	// Every call: the task at entry and exit, its call in flight.
+	helperTaskBTF     = helper{asm.FnGetCurrentTaskBtf, "bpf_get_current_task_btf", "5.11", "which finds the calling task"}
+	helperTaskStorage = helper{asm.FnTaskStorageGet, "bpf_task_storage_get", "5.13", "which keeps each call in flight between entry and exit"}
+	// vma_lookup: the mapping at old_address and its path.
+	helperFindVMA = helper{asm.FnFindVma, "bpf_find_vma", "5.17", "which finds the mapping at old_address"}
+	helperLoop    = helper{asm.FnLoop, "bpf_loop", "5.17", "which walks the mapping's path"}
+	// filter::cgroups: the task's cgroup ancestors.
+	helperAncestorCgroup = helper{asm.FnGetCurrentAncestorCgroupId, "bpf_get_current_ancestor_cgroup_id", "5.14", "which filter::cgroups needs to match a cgroup's descendants"}
+
+	requiredHelpers  = []helper{helperTaskBTF, helperTaskStorage}
+	vmaLookupHelpers = []helper{helperFindVMA, helperLoop}
+	allHelpers       = []helper{helperTaskBTF, helperTaskStorage, helperFindVMA, helperLoop, helperAncestorCgroup}
+)
+
+// programType is the BPF program type of each probe mode's programs. The
+// ia32 raw tracepoint programs of tracepoint mode call the same helpers,
+// which the kernel offers to every tracing program type alike.
+func (p Probe) programType() ebpf.ProgramType {
+	if p == ProbeKprobe {
+		return ebpf.Kprobe
+	}
+	return ebpf.TracePoint
 }
 
 // errTracefsDenied: tracefs exists but this process may not read it.
@@ -41,7 +83,70 @@ func probeKernel(tracefs string) kernel {
 	}
 	k.kprobes, k.kprobesWhy = kprobeSupport(tracefs)
 	k.tracepoints = syscallTracepoints(tracefs)
+	if err := features.HaveMapType(ebpf.TaskStorage); errors.Is(err, ebpf.ErrNotSupported) {
+		k.taskStorage = err
+	}
+	k.helpers = map[ebpf.ProgramType]map[asm.BuiltinFunc]error{}
+	for _, pt := range []ebpf.ProgramType{ebpf.Kprobe, ebpf.TracePoint} {
+		for _, h := range allHelpers {
+			// Only ErrNotSupported is conclusive: on any other probe
+			// error, loading the programs says what is wrong.
+			if err := features.HaveProgramHelper(pt, h.fn); errors.Is(err, ebpf.ErrNotSupported) {
+				if k.helpers[pt] == nil {
+					k.helpers[pt] = map[asm.BuiltinFunc]error{}
+				}
+				k.helpers[pt][h.fn] = err
+			}
+		}
+	}
 	return k
+}
+
+// lacksHelper says why programs of the probe mode cannot call h, or "".
+func (k kernel) lacksHelper(probe Probe, h helper) string {
+	err := k.helpers[probe.programType()][h.fn]
+	if err == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s programs cannot call %s (Linux %s or later), %s: %v", probe, h.name, h.version, h.why, err)
+}
+
+// require checks that the programs of the chosen probe mode can run with
+// opts. If the kernel cannot look up mappings (before Linux 5.17), and
+// opts want the lookup, it returns why the lookup is off instead: the
+// programs then run without it (the verifier skips the code behind the
+// vma_lookup constant, helper calls included).
+func (k kernel) require(probe Probe, opts Options) (vmaOff string, err error) {
+	var lacks []string
+	if k.taskStorage != nil {
+		lacks = append(lacks, fmt.Sprintf("the kernel has no task storage maps (BPF_MAP_TYPE_TASK_STORAGE, Linux 5.11 or later; %v), which hold each call in flight between entry and exit", k.taskStorage))
+	}
+	for _, h := range requiredHelpers {
+		if why := k.lacksHelper(probe, h); why != "" {
+			lacks = append(lacks, why)
+		}
+	}
+	if len(opts.Filter.CgroupIDs) > 0 {
+		if why := k.lacksHelper(probe, helperAncestorCgroup); why != "" {
+			lacks = append(lacks, why+"; remove filter::cgroups to run on this kernel")
+		}
+	}
+	if len(lacks) > 0 {
+		return "", fmt.Errorf("this kernel cannot run the mremap probes: %s", strings.Join(lacks, "; "))
+	}
+	if !opts.Events || opts.SkipVMALookup {
+		return "", nil
+	}
+	var off []string
+	for _, h := range vmaLookupHelpers {
+		if why := k.lacksHelper(probe, h); why != "" {
+			off = append(off, why)
+		}
+	}
+	if len(off) == 0 {
+		return "", nil
+	}
+	return "vma_lookup is off, so log records have no mremap.vma.* attributes: " + strings.Join(off, "; "), nil
 }
 
 // syscallTracepoints tells whether mremap's syscall tracepoints exist.

@@ -2,13 +2,19 @@ package tracer
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
@@ -23,6 +29,14 @@ func TestProbeKernelHere(t *testing.T) {
 	assert.NoError(t, k.btf, "kernel BTF")
 	assert.NoError(t, k.tracepoints, "syscall tracepoints")
 	assert.Equal(t, mremaptest.HasKprobes(), k.kprobes, k.kprobesWhy)
+	// Linux 5.17 or later: every helper the programs call, and task storage.
+	assert.NoError(t, k.taskStorage, "task storage maps")
+	assert.Empty(t, k.helpers, "helpers the programs cannot call")
+	for _, p := range []Probe{ProbeKprobe, ProbeTracepoint} {
+		vmaOff, err := k.require(p, Options{Events: true, Filter: Filter{CgroupIDs: []uint64{1}}})
+		assert.NoError(t, err)
+		assert.Empty(t, vmaOff)
+	}
 
 	probe, reason, err := k.choose(ProbeAuto)
 	require.NoError(t, err)
@@ -91,6 +105,68 @@ func TestKernelChoose(t *testing.T) {
 	}
 }
 
+// What the startup error or log says for each helper or map the programs
+// need and the kernel lacks.
+func TestKernelRequire(t *testing.T) {
+	lacks := func(pt ebpf.ProgramType, fns ...asm.BuiltinFunc) map[ebpf.ProgramType]map[asm.BuiltinFunc]error {
+		m := map[asm.BuiltinFunc]error{}
+		for _, fn := range fns {
+			m[fn] = ebpf.ErrNotSupported
+		}
+		return map[ebpf.ProgramType]map[asm.BuiltinFunc]error{pt: m}
+	}
+	events := Options{Events: true}
+	cgroups := Options{Events: true, Filter: Filter{CgroupIDs: []uint64{42}}}
+	tests := []struct {
+		name    string
+		k       kernel
+		probe   Probe
+		opts    Options
+		wantOff []string // each in the reason vma_lookup is off; none: it is on
+		wantErr []string // each in the error
+	}{
+		{"everything", kernel{}, ProbeTracepoint, cgroups, nil, nil},
+		{"no task storage map (before 5.11)", kernel{taskStorage: ebpf.ErrNotSupported}, ProbeKprobe, events, nil,
+			[]string{"this kernel cannot run the mremap probes: ", "no task storage maps (BPF_MAP_TYPE_TASK_STORAGE, Linux 5.11 or later; not supported)", "in flight"}},
+		{"no bpf_get_current_task_btf (before 5.11)", kernel{helpers: lacks(ebpf.TracePoint, asm.FnGetCurrentTaskBtf)}, ProbeTracepoint, events, nil,
+			[]string{"this kernel cannot run the mremap probes: ", "tracepoint programs cannot call bpf_get_current_task_btf (Linux 5.11 or later)"}},
+		{"no task storage in tracing programs (before 5.13)", kernel{helpers: lacks(ebpf.Kprobe, asm.FnTaskStorageGet)}, ProbeKprobe, events, nil,
+			[]string{"kprobe programs cannot call bpf_task_storage_get (Linux 5.13 or later)", "in flight"}},
+		{"a kprobe gap does not stop tracepoint mode", kernel{helpers: lacks(ebpf.Kprobe, asm.FnTaskStorageGet, asm.FnFindVma)}, ProbeTracepoint, events, nil, nil},
+		{"no ancestor cgroup ids (before 5.14), filter::cgroups", kernel{helpers: lacks(ebpf.TracePoint, asm.FnGetCurrentAncestorCgroupId)}, ProbeTracepoint, cgroups, nil,
+			[]string{"tracepoint programs cannot call bpf_get_current_ancestor_cgroup_id (Linux 5.14 or later)", "filter::cgroups"}},
+		{"no ancestor cgroup ids, no filter::cgroups", kernel{helpers: lacks(ebpf.TracePoint, asm.FnGetCurrentAncestorCgroupId)}, ProbeTracepoint, events, nil, nil},
+		{"no bpf_find_vma nor bpf_loop (before 5.17): vma_lookup off", kernel{helpers: lacks(ebpf.TracePoint, asm.FnFindVma, asm.FnLoop)}, ProbeTracepoint, events,
+			[]string{"vma_lookup is off, so log records have no mremap.vma.* attributes: ", "tracepoint programs cannot call bpf_find_vma (Linux 5.17 or later)", "tracepoint programs cannot call bpf_loop (Linux 5.17 or later)"}, nil},
+		{"no bpf_loop: vma_lookup off", kernel{helpers: lacks(ebpf.Kprobe, asm.FnLoop)}, ProbeKprobe, events,
+			[]string{"vma_lookup is off", "kprobe programs cannot call bpf_loop (Linux 5.17 or later)"}, nil},
+		{"no bpf_find_vma, vma_lookup configured off", kernel{helpers: lacks(ebpf.TracePoint, asm.FnFindVma)}, ProbeTracepoint, Options{Events: true, SkipVMALookup: true}, nil, nil},
+		{"no bpf_find_vma, metrics only", kernel{helpers: lacks(ebpf.TracePoint, asm.FnFindVma)}, ProbeTracepoint, Options{}, nil, nil},
+		{"an old kernel lacks it all", kernel{taskStorage: ebpf.ErrNotSupported, helpers: lacks(ebpf.TracePoint, asm.FnGetCurrentTaskBtf, asm.FnTaskStorageGet, asm.FnFindVma)},
+			ProbeTracepoint, events, nil, []string{"no task storage maps", "bpf_get_current_task_btf", "bpf_task_storage_get"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			off, err := tt.k.require(tt.probe, tt.opts)
+			if tt.wantErr != nil {
+				require.Error(t, err)
+				for _, w := range tt.wantErr {
+					assert.Contains(t, err.Error(), w)
+				}
+				assert.False(t, strings.Contains(err.Error(), "\n"), "multi-line error %q", err)
+				return
+			}
+			require.NoError(t, err)
+			if tt.wantOff == nil {
+				assert.Empty(t, off)
+			}
+			for _, w := range tt.wantOff {
+				assert.Contains(t, off, w)
+			}
+		})
+	}
+}
+
 func TestSyscallTracepoints(t *testing.T) {
 	dir := t.TempDir()
 	err := syscallTracepoints(dir)
@@ -108,5 +184,70 @@ func TestCapabilitiesError(t *testing.T) {
 	err := capabilitiesError([]string{"CAP_BPF", "CAP_DAC_READ_SEARCH"})
 	for _, w := range []string{"missing capabilities CAP_BPF, CAP_DAC_READ_SEARCH:", "CAP_BPF, CAP_PERFMON, CAP_DAC_READ_SEARCH", "CAP_DAC_OVERRIDE for kprobe mode", "CAP_SYS_PTRACE"} {
 		assert.Contains(t, err.Error(), w)
+	}
+}
+
+// A kernel before 5.17 does not know bpf_find_vma and bpf_loop. With
+// vma_lookup off the verifier never reaches their calls (the constant
+// prunes the branch), so the programs load there: shown here by turning
+// every call of theirs into a helper no kernel knows. With vma_lookup on,
+// the same programs fail as a pre-5.17 kernel would fail them.
+func TestVMALookupOffLoadsWithoutItsHelpers(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	unknown := asm.BuiltinFunc(100000)
+	for _, vmaLookup := range []bool{false, true} {
+		spec, err := bpf.LoadMremap()
+		require.NoError(t, err)
+		require.NoError(t, configure(spec, Options{Events: true, RingBufferSize: os.Getpagesize(), SkipVMALookup: !vmaLookup}))
+		replaced := 0
+		for _, p := range spec.Programs {
+			for i, ins := range p.Instructions {
+				if ins.IsBuiltinCall() && (asm.BuiltinFunc(ins.Constant) == asm.FnFindVma || asm.BuiltinFunc(ins.Constant) == asm.FnLoop) {
+					p.Instructions[i].Constant = int64(unknown)
+					replaced++
+				}
+			}
+		}
+		require.NotZero(t, replaced, "no call of bpf_find_vma or bpf_loop in the programs")
+		for _, objs := range []any{
+			&struct {
+				bpf.MremapMaps
+				tracepointPrograms
+			}{},
+			&struct {
+				bpf.MremapMaps
+				kprobePrograms
+			}{},
+			&struct {
+				bpf.MremapMaps
+				ia32Programs
+			}{},
+		} {
+			err := spec.LoadAndAssign(objs, nil)
+			if err == nil {
+				closeAll(objs)
+			}
+			if vmaLookup {
+				var verr *ebpf.VerifierError
+				if assert.ErrorAs(t, err, &verr, "with vma_lookup on, the unknown helper is reached") {
+					assert.Contains(t, fmt.Sprintf("%+v", verr), "invalid func unknown#100000")
+				}
+			} else {
+				assert.NoError(t, err, "with vma_lookup off, the verifier reaches a helper the kernel lacks")
+			}
+		}
+	}
+}
+
+// closeAll closes the maps and programs of a LoadAndAssign result.
+func closeAll(objs any) {
+	v := reflect.ValueOf(objs).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		for j := 0; j < f.NumField(); j++ {
+			if c, ok := f.Field(j).Interface().(io.Closer); ok && !f.Field(j).IsNil() {
+				c.Close()
+			}
+		}
 	}
 }

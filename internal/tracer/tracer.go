@@ -152,6 +152,12 @@ func New(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	vmaOff, err := k.require(probe, opts)
+	if err != nil {
+		return nil, err
+	}
+	skipVMA := opts.SkipVMALookup
+	opts.SkipVMALookup = skipVMA || vmaOff != ""
 	// A collector that was killed left its tracefs kretprobes behind,
 	// whichever mode this one runs in.
 	removeStaleKprobes(tracefs)
@@ -160,10 +166,18 @@ func New(opts Options) (*Tracer, error) {
 	if err != nil && opts.Probe == ProbeAuto && probe == ProbeKprobe {
 		reason = fmt.Sprintf("probe auto chose tracepoint: attaching kprobes failed: %v", err)
 		probe = ProbeTracepoint
+		opts.SkipVMALookup = skipVMA
+		if vmaOff, err = k.require(probe, opts); err != nil {
+			return nil, err
+		}
+		opts.SkipVMALookup = skipVMA || vmaOff != ""
 		t, err = open(opts, probe, tracefs)
 	}
 	if err != nil {
 		return nil, err
+	}
+	if vmaOff != "" {
+		reason += "; " + vmaOff
 	}
 	if t.ia32Raw {
 		reason += "; 32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls:sys_enter/sys_exit raw tracepoints filtered in the kernel to the i386 mremap (163)"
