@@ -90,6 +90,10 @@ var Expected = []struct {
 	{"heap", Expectation{"", "shrink", "none", "ok", -page, false, "rw-p", "[heap]"}},
 	// An executable mapping of the helper's own executable.
 	{"exec_file", Expectation{"", "shrink", "none", "ok", -page, false, "r-xp", Executable}},
+	// The vDSO cannot grow (VM_DONTEXPAND): EFAULT, yet a mapping is there.
+	{"vdso_dontexpand", Expectation{"", "grow", "none", "EFAULT", page, false, "r-xp", "[vdso]"}},
+	// An unaligned address in the main thread's stack: EINVAL.
+	{"stack_unaligned", Expectation{"", "none", "none", "EINVAL", 0, false, "rw-p", "[stack]"}},
 }
 
 const (
@@ -215,6 +219,18 @@ func MakeCalls() ([]Made, error) {
 	}
 	call("exec_file", x, 2*page, page, 0, 0)
 
+	vdso, err := mappingNamed("[vdso]")
+	if err != nil {
+		return nil, err
+	}
+	call("vdso_dontexpand", vdso, page, 2*page, 0, 0)
+
+	stack, err := mappingNamed("[stack]")
+	if err != nil {
+		return nil, err
+	}
+	call("stack_unaligned", stack+1, page, page, 0, 0)
+
 	for i, m := range made {
 		if m.Name != Expected[i].Name {
 			return nil, fmt.Errorf("call %d is %s, Expected lists %s", i, m.Name, Expected[i].Name)
@@ -300,6 +316,21 @@ func growHeap(n uint64) (uint64, error) {
 		return 0, fmt.Errorf("brk(0x%x) = 0x%x: the heap did not grow", cur+uintptr(n), got)
 	}
 	return uint64(cur), nil
+}
+
+// mappingNamed is the start of the mapping /proc/self/maps names name.
+func mappingNamed(name string) (uint64, error) {
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasSuffix(line, " "+name) {
+			lo, _, _ := strings.Cut(line, "-")
+			return strconv.ParseUint(lo, 16, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s mapping in /proc/self/maps", name)
 }
 
 // MappingAt reads /proc/self/maps for the mapping that contains addr; nil

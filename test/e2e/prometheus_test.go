@@ -47,7 +47,7 @@ service:
 	want := map[string]float64{
 		`mremap_calls_total{mremap_move="none",mremap_resize="grow",mremap_result="ok",process_executable_name="mremap-helper"}`:     1,
 		`mremap_calls_total{mremap_move="none",mremap_resize="shrink",mremap_result="ok",process_executable_name="mremap-helper"}`:   4,
-		`mremap_calls_total{mremap_move="none",mremap_resize="grow",mremap_result="EFAULT",process_executable_name="mremap-helper"}`: 1,
+		`mremap_calls_total{mremap_move="none",mremap_resize="grow",mremap_result="EFAULT",process_executable_name="mremap-helper"}`: 2,
 		`mremap_moves_total{mremap_move="fixed",process_executable_name="mremap-helper"}`:                                            1,
 		`mremap_size_delta_bytes_count{mremap_resize="grow",process_executable_name="mremap-helper"}`:                                2,
 		`mremap_size_delta_bytes_sum{mremap_resize="grow",process_executable_name="mremap-helper"}`:                                  8192,
