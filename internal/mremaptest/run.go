@@ -2,6 +2,7 @@ package mremaptest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -162,17 +164,12 @@ func RunLoop(t testing.TB, path string, pairs int, d time.Duration) Loop {
 	return l
 }
 
-var (
-	build386Once sync.Once
-	built386Path string
-	build386Err  error
-)
-
 // Helper386Path returns a 32-bit (GOARCH=386) build of the helper, a real
 // 32-bit caller that enters mremap through the kernel's ia32 entry:
 // $MREMAP_HELPER_386 if set (the kernel VM suite ships one), else one built
-// once per test binary. It skips the test where the kernel runs no 32-bit
-// x86 programs (not x86-64, or no ia32 emulation).
+// for the test in its temporary directory, removed after it. It skips the
+// test where the kernel runs no 32-bit x86 programs: not x86-64, no ia32
+// emulation, or emulation turned off (exec fails with ENOEXEC).
 func Helper386Path(t testing.TB) string {
 	t.Helper()
 	if runtime.GOARCH != "amd64" {
@@ -180,30 +177,25 @@ func Helper386Path(t testing.TB) string {
 	}
 	kallsyms, err := os.ReadFile("/proc/kallsyms")
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("cannot tell whether this kernel runs 32-bit programs: %v", err)
 	}
 	if !bytes.Contains(kallsyms, []byte(" __ia32_sys_mremap\n")) {
 		t.Skip("this kernel has no ia32 emulation (no __ia32_sys_mremap): it runs no 32-bit programs")
 	}
-	if p := os.Getenv("MREMAP_HELPER_386"); p != "" {
-		return p
-	}
-	build386Once.Do(func() {
-		dir, err := os.MkdirTemp("", "mremap-helper-386")
-		if err != nil {
-			build386Err = err
-			return
-		}
-		built386Path = filepath.Join(dir, Comm)
-		cmd := exec.Command("go", "build", "-o", built386Path, "github.com/otelcol-mremap/otelcol-mremap/cmd/mremap-helper")
+	path := os.Getenv("MREMAP_HELPER_386")
+	if path == "" {
+		path = filepath.Join(t.TempDir(), Comm)
+		cmd := exec.Command("go", "build", "-o", path, "github.com/otelcol-mremap/otelcol-mremap/cmd/mremap-helper")
 		cmd.Dir = ModuleRoot()
 		cmd.Env = append(os.Environ(), "GOARCH=386", "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			build386Err = &buildError{err: err, out: string(out)}
+			t.Fatalf("build the 32-bit mremap-helper: %v\n%s", err, out)
 		}
-	})
-	if build386Err != nil {
-		t.Fatalf("build the 32-bit mremap-helper: %v", build386Err)
 	}
-	return built386Path
+	// ia32_emulation=0 (or CONFIG_IA32_EMULATION_DEFAULT_DISABLED) keeps
+	// __ia32_sys_mremap but refuses to exec 32-bit programs.
+	if err := exec.Command(path, "-h").Run(); errors.Is(err, syscall.ENOEXEC) {
+		t.Skipf("this kernel does not run 32-bit programs (exec %s: %v): ia32 emulation is off (ia32_emulation=0 or CONFIG_IA32_EMULATION_DEFAULT_DISABLED)", path, err)
+	}
+	return path
 }

@@ -109,7 +109,8 @@ type Tracer struct {
 	clock      Clock
 	clockAt    time.Time // when clock was measured
 	stopped    atomic.Bool
-	ia32Raw    bool // the ia32 raw tracepoints are attached
+	ia32Raw    bool   // the ia32 raw tracepoints are attached
+	ia32Why    string // why they are not, where the user should know
 	// malformed counts the ring buffer records Read skipped because they
 	// were truncated or corrupt (Drops.MalformedRecord).
 	malformed atomic.Uint64
@@ -181,6 +182,8 @@ func New(opts Options) (*Tracer, error) {
 	}
 	if t.ia32Raw {
 		reason += "; 32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls:sys_enter/sys_exit raw tracepoints filtered in the kernel to the i386 mremap (163)"
+	} else if t.ia32Why != "" {
+		reason += "; " + t.ia32Why
 	}
 	t.reason = reason
 	return t, nil
@@ -242,11 +245,9 @@ func open(opts Options, probe Probe, tracefs string) (_ *Tracer, err error) {
 	case ProbeTracepoint:
 		// On x86-64 kernels that run 32-bit programs, the ia32 programs
 		// catch what the syscall tracepoints skip.
-		withIa32, err := hasIa32Emulation()
-		if err != nil {
-			return nil, err
-		}
+		withIa32, why := ia32Tracepoints()
 		withIa32 = withIa32 && !opts.skipIa32
+		t.ia32Why = why
 		var objs struct {
 			bpf.MremapMaps
 			tracepointPrograms
@@ -455,18 +456,15 @@ func (t *Tracer) attachRawTracepoint(name string, prog *ebpf.Program) error {
 	return nil
 }
 
-// hasIa32Emulation tells whether this kernel runs 32-bit x86 programs: an
-// x86-64 kernel with __ia32_sys_mremap.
-func hasIa32Emulation() (bool, error) {
+// ia32Tracepoints tells whether tracepoint mode attaches the ia32 raw
+// tracepoints on this kernel, and if not, why (empty where there is nothing
+// to say: not x86-64, or no ia32 emulation built in).
+func ia32Tracepoints() (bool, string) {
 	_, compat := syscallSymbols()
 	if len(compat) == 0 {
-		return false, nil
+		return false, ""
 	}
-	have, err := kallsymsHas(compat...)
-	if err != nil {
-		return false, fmt.Errorf("read /proc/kallsyms: %w", err)
-	}
-	return have[compat[0]], nil
+	return readIa32Facts(compat[0]).ia32Raw()
 }
 
 func (t *Tracer) attachKretprobe(sym string, prog *ebpf.Program) error {
