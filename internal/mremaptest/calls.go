@@ -266,12 +266,21 @@ type mappedFile struct {
 	addr uint64
 }
 
-// mapTempFile maps a new 2-page file in /dev/shm (a tmpfs mounted apart
-// from /, so that its path crosses a mount point) shared and read-only.
+// MapDirEnv names the directory where the helper makes the file it maps
+// (file_shared_readonly); TestVMAPathCrossesMount mounts a tmpfs there, so
+// that the path the kernel builds always crosses a mount point.
+const MapDirEnv = "MREMAP_HELPER_MAP_DIR"
+
+// mapTempFile maps a new 2-page file, shared and read-only, in $MapDirEnv,
+// else in /dev/shm (a tmpfs mounted apart from /, so that its path crosses
+// a mount point), else in the temporary directory.
 func mapTempFile() (mappedFile, error) {
-	dir := "/dev/shm"
-	if _, err := os.Stat(dir); err != nil {
-		dir = os.TempDir()
+	dir := os.Getenv(MapDirEnv)
+	if dir == "" {
+		dir = "/dev/shm"
+		if _, err := os.Stat(dir); err != nil {
+			dir = os.TempDir()
+		}
 	}
 	if d, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = d

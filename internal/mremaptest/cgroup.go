@@ -3,9 +3,12 @@ package mremaptest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +17,9 @@ import (
 
 // Cgroup2Root returns where the cgroup v2 hierarchy is mounted (on hybrid
 // hosts, /sys/fs/cgroup/unified), mounting it in a temporary directory for
-// the test if it is nowhere (as in the kernel VM).
+// the test if it is nowhere (as in the kernel VM). It skips the test, saying
+// why, if there is none and none can be mounted, or if it is read-only (a
+// container's /sys/fs/cgroup), where no test cgroup can be made.
 func Cgroup2Root(t testing.TB) string {
 	t.Helper()
 	data, err := os.ReadFile("/proc/self/mountinfo")
@@ -27,7 +32,10 @@ func Cgroup2Root(t testing.TB) string {
 			continue
 		}
 		lf, rf := strings.Fields(left), strings.Fields(right)
-		if len(rf) > 0 && rf[0] == "cgroup2" && len(lf) > 4 && lf[3] == "/" {
+		if len(rf) > 0 && rf[0] == "cgroup2" && len(lf) > 5 && lf[3] == "/" {
+			if slices.Contains(strings.Split(lf[5], ","), "ro") {
+				t.Skipf("the cgroup v2 hierarchy at %s is mounted read-only: no test cgroup can be made there", lf[4])
+			}
 			return lf[4]
 		}
 	}
@@ -39,25 +47,38 @@ func Cgroup2Root(t testing.TB) string {
 	return dir
 }
 
-// NewCgroup makes the cgroup v2 directory rel (e.g.
-// "docker-<id>.scope") under the hierarchy's root, removed when the test
-// ends, and returns its absolute path.
+// NewCgroup makes the cgroup v2 directory rel (e.g. "docker-<id>.scope")
+// inside a top-level cgroup of the test's own (otelcol-mremap-test-PID,
+// outside the slices systemd manages), removed with it when the test ends,
+// and returns its absolute path. It skips the test, saying why, if the
+// hierarchy does not let it make cgroups.
 func NewCgroup(t testing.TB, rel string) string {
 	t.Helper()
 	root := Cgroup2Root(t)
-	dir := filepath.Join(root, rel)
+	top := filepath.Join(root, fmt.Sprintf("otelcol-mremap-test-%d", os.Getpid()))
+	dir := filepath.Join(top, rel)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		if errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
+			t.Skipf("cannot make a test cgroup in the cgroup v2 hierarchy at %s: %v", root, err)
+		}
 		t.Fatalf("make cgroup %s: %v", dir, err)
 	}
 	t.Cleanup(func() {
-		// Innermost first; a cgroup can be removed once its processes
-		// exited. Directories that existed before stay (rmdir fails on
-		// a cgroup with processes or children).
-		for d := dir; d != root && d != "/" && d != "."; d = filepath.Dir(d) {
+		// Innermost first, up to the test's top-level cgroup; a cgroup can
+		// be removed once its processes exited. One another test still
+		// uses stays (rmdir fails on a cgroup with children).
+		for d := dir; strings.HasPrefix(d, top); d = filepath.Dir(d) {
 			_ = os.Remove(d)
 		}
 	})
 	return dir
+}
+
+// CgroupPath is the path of the cgroup v2 directory dir as
+// /proc/PID/cgroup shows it, from the hierarchy's root.
+func CgroupPath(t testing.TB, dir string) string {
+	t.Helper()
+	return "/" + strings.TrimPrefix(strings.TrimPrefix(dir, Cgroup2Root(t)), "/")
 }
 
 // RunHelperInCgroup runs the helper inside the cgroup v2 directory dir

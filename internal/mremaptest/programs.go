@@ -11,18 +11,38 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 )
+
+// OurNames are the names of our programs and maps as the kernel reports
+// them, from the eBPF object that bpf2go generated: the name, and its first
+// 15 characters (the kernel keeps 15; cilium/ebpf may report the full name
+// from BTF). Matching on them keeps out the objects that other programs on
+// the host (systemd's cgroup programs, other agents) create meanwhile.
+func OurNames() map[string]bool {
+	spec, err := bpf.LoadMremap()
+	if err != nil {
+		panic(fmt.Sprintf("load the generated eBPF object: %v", err))
+	}
+	names := map[string]bool{}
+	add := func(n string) {
+		names[n] = true
+		names[n[:min(len(n), 15)]] = true
+	}
+	for n := range spec.Programs {
+		add(n)
+	}
+	for n := range spec.Maps {
+		add(n)
+	}
+	return names
+}
 
 // OurPrograms lists the loaded BPF programs that carry the names of ours,
 // to show that nothing is left after shutdown.
 func OurPrograms() []string {
-	names := map[string]bool{}
-	for _, n := range []string{"tracepoint_enter", "tracepoint_exit", "kprobe_enter", "kprobe_enter_ia32", "kprobe_exit", "ia32_sys_enter", "ia32_sys_exit"} {
-		// The kernel keeps 15 characters; cilium/ebpf may report the
-		// full name from BTF.
-		names[n] = true
-		names[n[:min(len(n), 15)]] = true
-	}
+	names := OurNames()
 	var found []string
 	id := ebpf.ProgramID(0)
 	for {
@@ -133,10 +153,10 @@ type Objects struct {
 func (o Objects) Empty() bool { return len(o.Programs)+len(o.Maps)+len(o.Links) == 0 }
 
 // ObjectsSince lists the programs, maps and links created after since,
-// those whose names are in names (all of them if names is nil).
+// those whose names are in names (OurNames, or those of one run's objects).
 func ObjectsSince(since IDs, names map[string]bool) Objects {
 	var o Objects
-	keep := func(name string) bool { return names == nil || names[name] }
+	keep := func(name string) bool { return names[name] }
 	for id := since.Program; ; {
 		next, err := ebpf.ProgramGetNextID(id)
 		if err != nil {

@@ -91,8 +91,16 @@ func RunHelperLinger(t testing.TB, path string, linger time.Duration) []Made {
 // RunHelperArgs runs the helper with arguments and returns its calls.
 func RunHelperArgs(t testing.TB, path string, args ...string) []Made {
 	t.Helper()
+	return RunHelperEnv(t, path, nil, args...)
+}
+
+// RunHelperEnv runs the helper with more environment variables ("K=V")
+// and arguments, and returns its calls.
+func RunHelperEnv(t testing.TB, path string, env []string, args ...string) []Made {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s: %v\n%s", path, err, stderr.String())

@@ -2,7 +2,6 @@ package tracer
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -291,8 +290,7 @@ func TestFilters(t *testing.T) {
 func TestCgroupFilter(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	helper := mremaptest.HelperPath(t)
-	parent := fmt.Sprintf("mremap-test-%d", os.Getpid())
-	inside := mremaptest.NewCgroup(t, parent+"/child")
+	inside := mremaptest.NewCgroup(t, "filter/child")
 	id, err := CgroupID(filepath.Dir(inside))
 	if err != nil {
 		t.Fatal(err)
@@ -324,12 +322,12 @@ func TestCgroupFilter(t *testing.T) {
 
 func TestCgroupID(t *testing.T) {
 	mremaptest.RequireBPF(t)
-	dir := mremaptest.NewCgroup(t, fmt.Sprintf("mremap-test-%d-id", os.Getpid()))
+	dir := mremaptest.NewCgroup(t, "id")
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {
 		t.Fatal(err)
 	}
-	rel := strings.TrimPrefix(dir, mremaptest.Cgroup2Root(t))
+	rel := mremaptest.CgroupPath(t, dir)
 	for _, path := range []string{dir, rel} {
 		id, err := CgroupID(path)
 		if err != nil || id != st.Ino {
@@ -340,6 +338,48 @@ func TestCgroupID(t *testing.T) {
 		if _, err := CgroupID(path); err == nil || !strings.Contains(err.Error(), path) {
 			t.Errorf("CgroupID(%q): %v, want an error naming the path", path, err)
 		}
+	}
+}
+
+// The path of a file-backed mapping crosses a mount point: the helper maps
+// a file on a tmpfs mounted for the test (whether or not the machine has
+// /dev/shm), and the kernel's path is the whole path, as /proc/PID/maps
+// shows it.
+func TestVMAPathCrossesMount(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatalf("mount a tmpfs at %s: %v", dir, err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, 0); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	for _, probe := range probesToTest(t) {
+		t.Run(string(probe), func(t *testing.T) {
+			tr := newTracer(t, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly()})
+			made := mremaptest.RunHelperEnv(t, helper, []string{mremaptest.MapDirEnv + "=" + dir})
+			calls := readCalls(t, tr, len(made))
+			found := false
+			for i, m := range made {
+				if m.Name != "file_shared_readonly" {
+					continue
+				}
+				found = true
+				if m.Maps == nil || filepath.Dir(m.Maps.Path) != dir {
+					t.Fatalf("%s: /proc/self/maps showed %+v, want a file in %s", m.Name, m.Maps, dir)
+				}
+				want := mremap.VMA{Found: true, Permissions: "r--s", Path: m.Maps.Path}
+				if calls[i].VMA != want {
+					t.Errorf("%s: mapping %+v, want %+v", m.Name, calls[i].VMA, want)
+				}
+			}
+			if !found {
+				t.Fatal("the helper made no file_shared_readonly call")
+			}
+		})
 	}
 }
 

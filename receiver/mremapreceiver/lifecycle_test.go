@@ -74,7 +74,7 @@ func TestStartShutdownCycles(t *testing.T) {
 	// open for the life of the process (cilium/ebpf's feature probes, the
 	// kernel's BTF).
 	var ours mremaptest.Objects
-	cycle(t, func() { ours = mremaptest.ObjectsSince(since, nil) })
+	cycle(t, func() { ours = mremaptest.ObjectsSince(since, mremaptest.OurNames()) })
 	t.Logf("the objects of one receiver: %+v", ours)
 	if len(ours.Programs) < 2 || len(ours.Maps) < 2 {
 		t.Fatalf("the receiver's programs and maps were not found: %+v", ours)

@@ -2,7 +2,6 @@ package mremapreceiver
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,7 +139,7 @@ func TestContainerID(t *testing.T) {
 		t.Fatal(err)
 	}
 	const id = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
-	cgroup := mremaptest.NewCgroup(t, "system.slice/docker-"+id+".scope")
+	cgroup := mremaptest.NewCgroup(t, "docker-"+id+".scope")
 
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)
@@ -176,8 +175,8 @@ func TestCgroupFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rel := fmt.Sprintf("/mremap-test-%d.slice", os.Getpid())
-	inside := mremaptest.NewCgroup(t, rel+"/helper.scope")
+	inside := mremaptest.NewCgroup(t, "filter.slice/helper.scope")
+	rel := mremaptest.CgroupPath(t, filepath.Dir(inside))
 
 	f := NewFactory()
 	cfg := f.CreateDefaultConfig().(*Config)

@@ -31,7 +31,7 @@ func TestCollectorKilledLeavesNothingAttached(t *testing.T) {
 			eventsBefore := ourKprobeEvents(t)
 			since := mremaptest.LastIDs()
 			c := startCollector(t, bin, fmt.Sprintf(fileConfig, probe))
-			ours := mremaptest.ObjectsSince(since, nil)
+			ours := mremaptest.ObjectsSince(since, mremaptest.OurNames())
 			if len(ours.Programs) < 2 || len(ours.Links) < 2 {
 				t.Fatalf("the running collector's programs and links were not found: %+v", ours)
 			}
