@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,10 +92,50 @@ type Panel struct {
 
 // wantSeries is what a panel must show for the helper's calls: the label of
 // its series and the values that must be among them ("" for a query whose
-// series has no label, such as a quantile over everything).
+// series has no label, such as a quantile over everything). Every value is
+// a finite number, never negative; the series named in values are above
+// zero (the helper's calls make them), unless zeroOK (a drop reason that
+// did not happen); a panel without values has at least one series above
+// zero, and with quantile every series is above zero (a latency).
 type wantSeries struct {
-	label  string
-	values []string
+	label    string
+	values   []string
+	zeroOK   bool
+	quantile bool
+}
+
+// check says what is wrong with the values of a query's series, by label.
+func (w wantSeries) check(what string, series map[string]float64) []string {
+	var p []string
+	if len(series) == 0 {
+		return []string{what + ": no data"}
+	}
+	positive := 0
+	for l, v := range series {
+		switch {
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			p = append(p, fmt.Sprintf("%s: series %s=%q is %v, want a finite number", what, w.label, l, v))
+		case v < 0:
+			p = append(p, fmt.Sprintf("%s: series %s=%q is %v, want no negative value", what, w.label, l, v))
+		case v == 0 && w.quantile:
+			p = append(p, fmt.Sprintf("%s: quantile %s=%q is 0, want a positive latency", what, w.label, l))
+		case v > 0:
+			positive++
+		}
+	}
+	for _, want := range w.values {
+		v, ok := series[want]
+		switch {
+		case !ok:
+			p = append(p, fmt.Sprintf("%s: no series with %s=%q in %v", what, w.label, want, keys(series)))
+		case v <= 0 && !w.zeroOK:
+			p = append(p, fmt.Sprintf("%s: series %s=%q is %v, want it above zero (the helper's calls)", what, w.label, want, v))
+		}
+	}
+	if len(w.values) == 0 && positive == 0 {
+		p = append(p, fmt.Sprintf("%s: every series is zero: %v", what, series))
+	}
+	return p
 }
 
 // panel is what the dashboard must have under a title: its type, its
@@ -121,25 +163,25 @@ func panels() map[string]panel {
 	}
 	return map[string]panel{
 		"Call rate by process": {"timeseries", 1, []string{"rate(mremap_calls_total{", "by (process_executable_name)"},
-			wantSeries{"process_executable_name", []string{mremaptest.Comm}}},
+			wantSeries{label: "process_executable_name", values: []string{mremaptest.Comm}}},
 		"Error rate by errno": {"timeseries", 1, []string{"rate(mremap_calls_total{", `mremap_result!="ok"`, "by (mremap_result)"},
-			wantSeries{"mremap_result", errnos}},
+			wantSeries{label: "mremap_result", values: errnos}},
 		"Moves by type": {"timeseries", 1, []string{"rate(mremap_moves_total{", "by (mremap_move)"},
-			wantSeries{"mremap_move", moves}},
+			wantSeries{label: "mremap_move", values: moves}},
 		"Fixed-address moves": {"timeseries", 1, []string{"rate(mremap_moves_total{", `mremap_move="fixed"`},
-			wantSeries{"process_executable_name", []string{mremaptest.Comm}}},
+			wantSeries{label: "process_executable_name", values: []string{mremaptest.Comm}}},
 		"Bytes grown and shrunk per second": {"timeseries", 1, []string{"rate(mremap_size_delta_bytes_sum{", "by (mremap_resize)"},
-			wantSeries{"mremap_resize", []string{"grow", "shrink"}}},
+			wantSeries{label: "mremap_resize", values: []string{"grow", "shrink"}}},
 		// Every resize the helper makes is one page: le="4096" must hold it.
 		"Size delta heatmap": {"heatmap", 1, []string{"(mremap_size_delta_bytes_bucket{", "by (le)"},
-			wantSeries{"le", []string{"4096"}}},
+			wantSeries{label: "le", values: []string{"4096"}}},
 		"Latency p50 and p99": {"timeseries", 2, []string{"histogram_quantile(0.5, sum by (le) (rate(mremap_duration_seconds_bucket{",
 			"histogram_quantile(0.99, sum by (le) (rate(mremap_duration_seconds_bucket{"},
-			wantSeries{"", nil}},
+			wantSeries{label: "", quantile: true}},
 		"Latency heatmap": {"heatmap", 1, []string{"(mremap_duration_seconds_bucket{", "by (le)"},
-			wantSeries{"le", nil}},
+			wantSeries{label: "le"}},
 		"Dropped events by reason": {"timeseries", 1, []string{"rate(mremap_events_dropped_total{", "by (reason)"},
-			wantSeries{"reason", []string{"ring_buffer_full", "rate_limited", "unpaired", "probe_missed", "cardinality_limit", "malformed_record"}}},
+			wantSeries{label: "reason", values: []string{"ring_buffer_full", "rate_limited", "unpaired", "probe_missed", "cardinality_limit", "malformed_record"}, zeroOK: true}},
 	}
 }
 
@@ -463,8 +505,9 @@ func TestQueriesReturnData(t *testing.T) {
 	selected := map[string]string{"host": host, "process": mremaptest.Comm}
 	replace := func(expr string) string {
 		// $__rate_interval: Grafana makes it at least four scrape intervals;
-		// one minute covers the whole workload.
-		r := []string{"$__rate_interval", "1m"}
+		// five minutes cover the whole workload and the queries after it,
+		// so the helper's rates stay above zero while they run.
+		r := []string{"$__rate_interval", "5m"}
 		for name, value := range selected {
 			r = append(r, "$"+name, regexpEscape(value))
 		}
@@ -500,20 +543,13 @@ func TestQueriesReturnData(t *testing.T) {
 				continue
 			}
 			w := want[p.Title].want
-			var res string
 			problems := mremapcheck.Eventually(30*time.Second, time.Second, func() []string {
-				var series map[string]bool
-				res, series = instantQuery(t, promPort, expr, w.label)
+				res, series := instantQuery(t, promPort, expr, w.label)
+				what := fmt.Sprintf("%s (query %d: %s)", p.Title, i+1, expr)
 				if len(series) == 0 {
-					return []string{fmt.Sprintf("%s (query %d): no data for %s: %s", p.Title, i+1, expr, res)}
+					return []string{fmt.Sprintf("%s: no data: %s", what, res)}
 				}
-				var missing []string
-				for _, v := range w.values {
-					if !series[v] {
-						missing = append(missing, fmt.Sprintf("%s (query %d): no series with %s=%q in %v", p.Title, i+1, w.label, v, keys(series)))
-					}
-				}
-				return missing
+				return w.check(what, series)
 			})
 			for _, pr := range problems {
 				t.Error(pr)
@@ -566,10 +602,9 @@ func labelValuesOf(t *testing.T, port int, label, selector string) []string {
 	return values
 }
 
-// instantQuery returns the response and, of the series whose value is a
-// number (histogram_quantile gives NaN without data), the values of label
-// ("" when label is "").
-func instantQuery(t *testing.T, port int, expr, label string) (string, map[string]bool) {
+// instantQuery returns the response and the value of each series, by its
+// value of label ("" when label is "").
+func instantQuery(t *testing.T, port int, expr, label string) (string, map[string]float64) {
 	var data struct {
 		Result []struct {
 			Metric map[string]string `json:"metric"`
@@ -577,16 +612,22 @@ func instantQuery(t *testing.T, port int, expr, label string) (string, map[strin
 		} `json:"result"`
 	}
 	body := get(t, port, "/api/v1/query", url.Values{"query": {expr}}, &data)
-	series := map[string]bool{}
+	series := map[string]float64{}
 	for _, s := range data.Result {
-		if len(s.Value) == 2 && s.Value[1] != "NaN" {
-			series[s.Metric[label]] = true
+		if len(s.Value) != 2 {
+			continue
 		}
+		text, _ := s.Value[1].(string)
+		v, err := strconv.ParseFloat(text, 64) // "NaN", "+Inf" included
+		if err != nil {
+			t.Fatalf("%s: value %v of %v is not a number", expr, s.Value[1], s.Metric)
+		}
+		series[s.Metric[label]] = v
 	}
 	return body, series
 }
 
-func keys(m map[string]bool) []string {
+func keys[V any](m map[string]V) []string {
 	var out []string
 	for k := range m {
 		out = append(out, k)
@@ -632,5 +673,45 @@ func start(t *testing.T, ready string, name string, args ...string) {
 	})
 	if len(problems) > 0 {
 		t.Fatalf("%s did not answer on %s: %v", filepath.Base(name), ready, problems)
+	}
+}
+
+// What the value checks catch in a query's result.
+func TestWantSeriesCheck(t *testing.T) {
+	rate := wantSeries{label: "mremap_resize", values: []string{"grow", "shrink"}}
+	quantile := wantSeries{label: "", quantile: true}
+	drops := wantSeries{label: "reason", values: []string{"ring_buffer_full"}, zeroOK: true}
+	heatmap := wantSeries{label: "le"}
+	tests := []struct {
+		name   string
+		w      wantSeries
+		series map[string]float64
+		want   []string // each in one of the problems; none: no problem
+	}{
+		{"rates above zero", rate, map[string]float64{"grow": 1, "shrink": 2.5}, nil},
+		{"a rate of zero", rate, map[string]float64{"grow": 1, "shrink": 0}, []string{`mremap_resize="shrink" is 0, want it above zero`}},
+		{"a series missing", rate, map[string]float64{"grow": 1}, []string{`no series with mremap_resize="shrink"`}},
+		{"a negative rate", rate, map[string]float64{"grow": 1, "shrink": -1}, []string{"want no negative value"}},
+		{"no data", rate, map[string]float64{}, []string{"no data"}},
+		{"a finite quantile", quantile, map[string]float64{"": 2e-6}, nil},
+		{"a NaN quantile", quantile, map[string]float64{"": math.NaN()}, []string{"is NaN, want a finite number"}},
+		{"an infinite quantile", quantile, map[string]float64{"": math.Inf(1)}, []string{"is +Inf, want a finite number"}},
+		{"a zero quantile", quantile, map[string]float64{"": 0}, []string{"want a positive latency"}},
+		{"no drops", drops, map[string]float64{"ring_buffer_full": 0}, nil},
+		{"a heatmap with a bucket", heatmap, map[string]float64{"4096": 12, "8192": 0}, nil},
+		{"an empty heatmap", heatmap, map[string]float64{"4096": 0}, []string{"every series is zero"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			problems := strings.Join(tt.w.check("panel", tt.series), "\n")
+			if tt.want == nil && problems != "" {
+				t.Errorf("problems for %v: %s", tt.series, problems)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(problems, w) {
+					t.Errorf("problems for %v: %q, want %q among them", tt.series, problems, w)
+				}
+			}
+		})
 	}
 }
