@@ -375,7 +375,7 @@ func TestProcessCache(t *testing.T) {
 	c := newProcessCache(root, true)
 	pg := mremap.Process{PID: 100, Comm: "postgres", StartTime: 5_000_000}
 
-	want := processInfo{exePath: "/usr/bin/postgres", commandLine: "postgres -D /var/lib/pg data", containerID: testContainerID}
+	want := processInfo{exePath: "/usr/bin/postgres", commandLine: "postgres -D '/var/lib/pg data'", containerID: testContainerID}
 	assert.Equal(t, want, c.lookup(pg))
 
 	// Read once per process: a change in /proc is not seen...
@@ -417,12 +417,19 @@ func TestReadCommandLine(t *testing.T) {
 		name, cmdline, want string
 	}{
 		{"arguments", "/bin/sleep\x0010\x00", "/bin/sleep 10"},
-		{"an argument with a space", "sh\x00-c\x00echo a b\x00", "sh -c echo a b"},
-		{"no trailing NUL (setproctitle)", "nginx: worker process", "nginx: worker process"},
-		{"invalid UTF-8, a newline and a backslash", "prog\x00\xff\xfe\x00a\nb\x00c\\d\x00", `prog \xff\xfe a\x0ab c\\d`},
+		{"an argument with a space", "sh\x00-c\x00echo a b\x00", "sh -c 'echo a b'"},
+		{"the same words as arguments", "sh\x00-c\x00echo\x00a\x00b\x00", "sh -c echo a b"},
+		{"quotes", "echo\x00it's\x00\"q\"\x00", `echo 'it'\''s' '"q"'`},
+		{"an empty argument", "prog\x00\x00x\x00", "prog '' x"},
+		{"shell characters", "sh\x00-c\x00ls *; echo $HOME > /tmp/x\x00", `sh -c 'ls *; echo $HOME > /tmp/x'`},
+		{"no trailing NUL (setproctitle)", "nginx: worker process", "'nginx: worker process'"},
+		{"a title padded with NULs", "nginx: master\x00\x00\x00\x00", "'nginx: master'"},
+		{"invalid UTF-8, a newline and a backslash", "prog\x00\xff\xfe\x00a\nb\x00c\\d\x00", `prog '\xff\xfe' 'a\x0ab' 'c\\d'`},
 		{"UTF-8", "grep\x00café\x00", "grep café"},
+		{"a no-break space", "grep\x00a\u00a0b\x00", "grep 'a\u00a0b'"},
 		{"empty (a kernel thread)", "", ""},
 		{"too long", long, long[:maxCommandLine] + "..."},
+		{"too long, in a quoted argument", "sh\x00-c\x00" + strings.Repeat("a ", maxCommandLine), "sh -c '" + strings.Repeat("a ", (maxCommandLine-6)/2) + "'..."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -432,6 +439,62 @@ func TestReadCommandLine(t *testing.T) {
 		})
 	}
 	assert.Equal(t, "", readCommandLine(filepath.Join(dir, "missing")))
+}
+
+// A command line reads back as its arguments: split at unquoted spaces,
+// '...' taken as it is, \' outside quotes a quote, then mremap.Unescape.
+func TestCommandLineReadsBackAsItsArguments(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"a b"}, {"a", "b"}, {"a", "", "b"}, {"it's", "'", "''"}, {`a\b`, `\'`, "x\ny"},
+		{"\xff", "caf\xc3\xa9", "tab\there"}, {"--opt=a b", "-x", "$(rm -rf /)", "`id`"},
+	} {
+		path := filepath.Join(dir, "cmdline")
+		require.NoError(t, os.WriteFile(path, []byte(strings.Join(args, "\x00")+"\x00"), 0o644))
+		line := readCommandLine(path)
+		got, err := splitCommandLine(line)
+		require.NoError(t, err, line)
+		assert.Equal(t, args, got, "%q read back from %s", args, line)
+	}
+}
+
+// splitCommandLine undoes readCommandLine for the test.
+func splitCommandLine(line string) ([]string, error) {
+	var args []string
+	var cur []byte
+	inArg, quoted := false, false
+	flush := func() error {
+		b, err := mremap.Unescape(string(cur))
+		args = append(args, string(b))
+		cur, inArg = nil, false
+		return err
+	}
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quoted && c == '\'':
+			quoted = false
+		case quoted:
+			cur = append(cur, c)
+		case c == '\'':
+			quoted, inArg = true, true
+		case c == '\\' && i+1 < len(line) && line[i+1] == '\'':
+			cur = append(cur, '\'')
+			i++
+		case c == ' ':
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		default:
+			cur, inArg = append(cur, c), true
+		}
+	}
+	if inArg || len(cur) > 0 {
+		if err := flush(); err != nil {
+			return nil, err
+		}
+	}
+	return args, nil
 }
 
 // Values read from /proc are escaped too.

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 )
@@ -79,8 +81,11 @@ func (c *processCache) lookup(p mremap.Process) processInfo {
 }
 
 // readCommandLine reads /proc/PID/cmdline, whose arguments end in NULs, as
-// one string with the arguments separated by spaces; at most
-// maxCommandLine bytes of it, then "...".
+// one string with the arguments separated by spaces and quoted as a POSIX
+// shell would need them (quoteArgument), so that ["a b"] and ["a", "b"]
+// read differently; at most maxCommandLine bytes of it, then "...".
+// Trailing NULs are padding (a process that rewrites its title pads it
+// with NULs), not empty arguments.
 func readCommandLine(path string) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -94,13 +99,45 @@ func readCommandLine(path string) string {
 	if truncated {
 		buf = buf[:maxCommandLine]
 	} else {
-		buf = bytes.TrimSuffix(buf, []byte{0})
+		buf = bytes.TrimRight(buf, "\x00")
 	}
-	s := mremap.Escape(bytes.ReplaceAll(buf, []byte{0}, []byte{' '}))
+	if len(buf) == 0 {
+		return ""
+	}
+	var s strings.Builder
+	for i, arg := range bytes.Split(buf, []byte{0}) {
+		if i > 0 {
+			s.WriteByte(' ')
+		}
+		s.WriteString(quoteArgument(mremap.Escape(arg)))
+	}
 	if truncated {
-		s += "..."
+		s.WriteString("...")
 	}
-	return s
+	return s.String()
+}
+
+// quoteArgument quotes an argument (escaped by mremap.Escape) as a POSIX
+// shell reads it, like Python's shlex.quote: as it is if it is not empty
+// and holds only letters, digits and @%+=:,./-_; else in single quotes,
+// with a single quote inside written '\''. Inside the quotes, \\ and \xNN
+// are still mremap.Escape's escapes.
+func quoteArgument(arg string) string {
+	if arg != "" && strings.IndexFunc(arg, unsafeInArgument) < 0 {
+		return arg
+	}
+	return "'" + strings.ReplaceAll(arg, "'", `'\''`) + "'"
+}
+
+func unsafeInArgument(r rune) bool {
+	switch {
+	case r < utf8.RuneSelf:
+		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("@%+=:,./-_", r))
+	default:
+		// Letters and digits of other scripts read as themselves;
+		// spaces and symbols (U+00A0, U+2003) are quoted.
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r) && !unicode.IsMark(r)
+	}
 }
 
 // A container's cgroup path ends in its 64-hex-digit id, as docker,
