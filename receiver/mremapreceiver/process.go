@@ -120,8 +120,9 @@ func readCommandLine(path string) string {
 // quoteArgument quotes an argument (escaped by mremap.Escape) as a POSIX
 // shell reads it, like Python's shlex.quote: as it is if it is not empty
 // and holds only letters, digits and @%+=:,./-_; else in single quotes,
-// with a single quote inside written '\”. Inside the quotes, \\ and \xNN
-// are still mremap.Escape's escapes.
+// where a single quote inside ends the quoted part, is written \' and
+// starts a new one. Inside the quotes, \\ and \xNN are still
+// mremap.Escape's escapes.
 func quoteArgument(arg string) string {
 	if arg != "" && strings.IndexFunc(arg, unsafeInArgument) < 0 {
 		return arg
