@@ -285,6 +285,14 @@ func TestDaemonSet(t *testing.T) {
 			t.Errorf("%s is mounted from %q, want the host's %s", p, mounts[p], p)
 		}
 	}
+	// filter.cgroups needs the host's cgroup v2 hierarchy, beside the
+	// pod's own /sys/fs/cgroup, not over it.
+	if mounts["/host/sys/fs/cgroup"] != "/sys/fs/cgroup" {
+		t.Errorf("/host/sys/fs/cgroup is mounted from %q, want the host's /sys/fs/cgroup", mounts["/host/sys/fs/cgroup"])
+	}
+	if _, over := mounts["/sys/fs/cgroup"]; over {
+		t.Error("a volume is mounted over the pod's /sys/fs/cgroup, where memory_limiter reads the pod's limits")
+	}
 	if len(c.Args) != 1 || !strings.HasPrefix(c.Args[0], "--config=") ||
 		mounts[filepath.Dir(strings.TrimPrefix(c.Args[0], "--config="))] != "configMap:"+cm.Metadata.Name {
 		t.Errorf("args %v do not name config.yaml in the mounted ConfigMap %s (mounts %v)", c.Args, cm.Metadata.Name, mounts)
