@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
 // When tracepoint mode attaches the ia32 raw tracepoints, and what the
@@ -67,4 +69,16 @@ func TestIa32TracepointsHere(t *testing.T) {
 	attach, why := ia32Tracepoints()
 	want, _ := facts.ia32Raw()
 	assert.Equal(t, want, attach, why)
+
+	// Tracepoint mode attaches the raw tracepoints as decided, and says
+	// why not where it does not.
+	mremaptest.RequireBPF(t)
+	tr := newTracer(t, Options{Probe: ProbeTracepoint})
+	assert.Equal(t, attach, tr.ia32Raw, tr.Reason())
+	if attach {
+		assert.Contains(t, tr.Reason(), "32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls")
+	} else {
+		assert.Contains(t, tr.Reason(), why)
+	}
+	t.Logf("reason: %s", tr.Reason())
 }
