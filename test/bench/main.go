@@ -33,6 +33,7 @@ type options struct {
 	collector, helper, bpftrace string
 	rounds, runs, pairs         int
 	cpu                         int
+	tracerCPUs                  string
 	out, chart, goBench         string
 	ramp                        bool
 	only                        string
@@ -47,6 +48,7 @@ func main() {
 	flag.IntVar(&o.runs, "runs", 3, "loops per configuration and round (the round keeps their median)")
 	flag.IntVar(&o.pairs, "pairs", 50000, "shrink/grow pairs per loop (2 calls each)")
 	flag.IntVar(&o.cpu, "cpu", runtime.NumCPU()-1, "the CPU the load generator is pinned to")
+	flag.StringVar(&o.tracerCPUs, "tracer-cpus", "", "pin bpftrace and the collector to these CPUs (taskset -c list); empty: not pinned")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "the report to write (empty: none)")
 	flag.StringVar(&o.chart, "chart", "test/bench/added-cost.png", "the chart to write (empty: none)")
 	flag.StringVar(&o.goBench, "go-bench", "", "output of the Go benchmarks (go test -bench) to include in the report")

@@ -240,7 +240,7 @@ func (b *bench) startBpftrace(name, script string) (*observer, error) {
 		return nil, err
 	}
 	o := &observer{tail: &tailBuffer{}, done: make(chan error, 1)}
-	o.cmd = exec.Command(b.opts.bpftrace, path)
+	o.cmd = b.tracerCommand(b.opts.bpftrace, path)
 	stdout, err := o.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -288,6 +288,15 @@ func (b *bench) startBpftrace(name, script string) (*observer, error) {
 		_ = o.cmd.Process.Kill()
 		return nil, fmt.Errorf("bpftrace did not attach within 60 s\n%s", o.tail)
 	}
+}
+
+// tracerCommand runs a tracer (bpftrace, the collector), under taskset when
+// -tracer-cpus is set.
+func (b *bench) tracerCommand(name string, args ...string) *exec.Cmd {
+	if b.opts.tracerCPUs == "" {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", b.opts.tracerCPUs, name}, args...)...)
 }
 
 // collectorConfig is the collector's configuration; receiverExtra is
@@ -339,7 +348,7 @@ func (b *bench) startCollector(name string, logs bool, receiverExtra string, env
 		return nil, err
 	}
 	o := &observer{tail: &tailBuffer{}, done: make(chan error, 1), promPort: port}
-	o.cmd = exec.Command(b.opts.collector, "--config", path)
+	o.cmd = b.tracerCommand(b.opts.collector, "--config", path)
 	o.cmd.Env = append(os.Environ(), env...)
 	stderr, err := o.cmd.StderrPipe()
 	if err != nil {

@@ -287,8 +287,8 @@ func (rep *report) markdown() string {
 	for _, r := range rep.rows {
 		fmt.Fprintf(&s, "- **%s**: %s.\n", r.name, r.what)
 	}
-	fmt.Fprintf(&s, "\nThe load generator: `%s -loop %d -cpu %d`: %d shrink/grow pairs of mremap(2) in place (a 2-page anonymous mapping shrunk to 1 page and grown back, flags 0) on one thread pinned to CPU %d with sched_setaffinity; it prints its ns per call. The tracers are not pinned.\n",
-		rel(o.helper), o.pairs, o.cpu, o.pairs, o.cpu)
+	fmt.Fprintf(&s, "\nThe load generator: `%s -loop %d -cpu %d`: %d shrink/grow pairs of mremap(2) in place (a 2-page anonymous mapping shrunk to 1 page and grown back, flags 0) on one thread pinned to CPU %d with sched_setaffinity; it prints its ns per call. %s\n",
+		rel(o.helper), o.pairs, o.cpu, o.pairs, o.cpu, tracerPinning(o.tracerCPUs))
 	if len(b.notes) > 0 {
 		s.WriteString("\nNotes:\n\n")
 		for _, n := range b.notes {
@@ -313,6 +313,13 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&s, "%s   # this harness alone, after make build\n", strings.Join(commandLine(), " "))
 	s.WriteString("go run ./test/bench -h   # its flags\n```\n")
 	return s.String()
+}
+
+func tracerPinning(cpus string) string {
+	if cpus == "" {
+		return "The tracers (bpftrace, the collector) are not pinned: the scheduler places them, as it would on a node."
+	}
+	return fmt.Sprintf("The tracers (bpftrace, the collector) are pinned to CPUs %s (taskset).", cpus)
 }
 
 func (rep *report) machine() []string {
