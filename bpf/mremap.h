@@ -113,6 +113,9 @@ struct event {
 	struct vma vma;
 };
 
+// A record whose mapping has no path is submitted without it.
+#define EVENT_SIZE_NO_PATH __builtin_offsetof(struct event, vma.path)
+
 struct call_key {
 	struct comm comm;
 	__u8 resize; // enum resize

@@ -69,6 +69,8 @@ func comm16(s string) [16]byte {
 func TestEventLayout(t *testing.T) {
 	var e bpf.MremapEvent
 	assert.Equal(t, uintptr(368), unsafe.Sizeof(e))
+	// EVENT_SIZE_NO_PATH: where the mapping's path starts.
+	assert.Equal(t, 112, eventSizeNoPath)
 	offsets := map[string][2]uintptr{
 		"EnterNs":     {unsafe.Offsetof(e.EnterNs), 0},
 		"ExitNs":      {unsafe.Offsetof(e.ExitNs), 8},
@@ -297,11 +299,35 @@ func TestDecodeEventLongerRecord(t *testing.T) {
 
 func TestDecodeEventShortRecord(t *testing.T) {
 	full := rawEvent(eventFields{})
-	for _, n := range []int{0, 1, 64, len(full) - 1} {
+	for _, n := range []int{0, 1, 64, eventSizeNoPath - 1} {
 		_, err := decodeEvent(full[:n], ClockWithOffset(0))
 		require.Error(t, err, "record of %d bytes", n)
-		assert.Contains(t, err.Error(), "want 368")
+		assert.Contains(t, err.Error(), "want 368 (112 without a path)")
 		assert.ErrorIs(t, err, errMalformed)
+	}
+	// A record with a path must hold all of it.
+	withPath := rawEvent(eventFields{vmaFlags: uint8(bpf.MremapVmaFlagVMA_FOUND), vmaPerms: "r--s", vmaPath: "/dev/shm/x"})
+	for _, n := range []int{eventSizeNoPath, len(withPath) - 1} {
+		_, err := decodeEvent(withPath[:n], ClockWithOffset(0))
+		require.Error(t, err, "record of %d bytes", n)
+		assert.Contains(t, err.Error(), "with a path of 10, want 368")
+		assert.ErrorIs(t, err, errMalformed)
+	}
+}
+
+// The kernel submits a record whose mapping has no path (anonymous memory,
+// or no mapping) without the path: it decodes as the whole struct would.
+func TestDecodeEventWithoutPath(t *testing.T) {
+	for _, f := range []eventFields{
+		{enterNs: 1, exitNs: 3, tgid: 7, comm: comm16("anon"), vmaFlags: uint8(bpf.MremapVmaFlagVMA_FOUND), vmaPerms: "rw-p"},
+		{enterNs: 1, exitNs: 3, tgid: 7, comm: comm16("none")},
+	} {
+		full := rawEvent(f)
+		want, err := decodeEvent(full, ClockWithOffset(0))
+		require.NoError(t, err)
+		got, err := decodeEvent(full[:eventSizeNoPath], ClockWithOffset(0))
+		require.NoError(t, err)
+		assert.Equal(t, want, got)
 	}
 }
 
@@ -336,7 +362,8 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		c, err := decodeEvent(raw, ClockWithOffset(1_700_000_000_000_000_000))
 		ne := binary.NativeEndian
-		if len(raw) < size {
+		// A record may end where the path starts when it has none.
+		if len(raw) < eventSizeNoPath || len(raw) < size && ne.Uint16(raw[110:]) > 0 {
 			if !errors.Is(err, errMalformed) {
 				t.Fatalf("record of %d bytes: err %v, want malformed", len(raw), err)
 			}

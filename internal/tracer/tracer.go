@@ -560,17 +560,25 @@ func (t *Tracer) Pending() bool {
 // errMalformed marks a ring buffer record that decodeEvent rejects.
 var errMalformed = errors.New("malformed ring buffer record")
 
+// eventSizeNoPath is the size of a record whose mapping has no path: the
+// kernel leaves the path out (EVENT_SIZE_NO_PATH).
+const eventSizeNoPath = int(unsafe.Offsetof(bpf.MremapEvent{}.Vma) + unsafe.Offsetof(bpf.MremapVma{}.Path))
+
 // decodeEvent turns a ring buffer record into a Call. A record shorter than
-// the struct (truncated), or a corrupt one (its exit precedes its entry on
+// the struct (truncated; a record whose mapping has no path may end where
+// the path would start), or a corrupt one (its exit precedes its entry on
 // the kernel's monotonic clock, or its comm lacks the NUL the kernel always
 // writes), is an errMalformed.
 func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
 	var e bpf.MremapEvent
-	if len(raw) < int(unsafe.Sizeof(e)) {
-		return mremap.Call{}, fmt.Errorf("%w: %d bytes, want %d", errMalformed, len(raw), unsafe.Sizeof(e))
+	if len(raw) < eventSizeNoPath {
+		return mremap.Call{}, fmt.Errorf("%w: %d bytes, want %d (%d without a path)", errMalformed, len(raw), unsafe.Sizeof(e), eventSizeNoPath)
 	}
 	// The record is the C struct event in host byte order and layout.
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&e)), unsafe.Sizeof(e)), raw)
+	if e.Vma.PathLen > 0 && len(raw) < int(unsafe.Sizeof(e)) {
+		return mremap.Call{}, fmt.Errorf("%w: %d bytes with a path of %d, want %d", errMalformed, len(raw), e.Vma.PathLen, unsafe.Sizeof(e))
+	}
 	if e.ExitNs < e.EnterNs {
 		return mremap.Call{}, fmt.Errorf("%w: exit at %d ns before entry at %d ns", errMalformed, e.ExitNs, e.EnterNs)
 	}
