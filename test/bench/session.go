@@ -16,9 +16,10 @@ type loopResult struct {
 	calls       int64
 	nsPerCall   float64
 	callsPerSec float64
+	cpuPerCall  float64 // the loop thread's own CPU time per call
 }
 
-var loopLine = regexp.MustCompile(`calls=(\d+) ns_per_call=([0-9.]+) .*calls_per_second=([0-9.]+)`)
+var loopLine = regexp.MustCompile(`calls=(\d+) ns_per_call=([0-9.]+) .*calls_per_second=([0-9.]+) cpu_ns_per_call=([0-9.]+)`)
 
 // loop runs the load generator: pairs shrink/grow pairs pinned to the CPU,
 // at rate calls per second (0: full speed).
@@ -39,6 +40,7 @@ func (b *bench) loop(pairs int, rate float64) (loopResult, error) {
 	r.calls, _ = strconv.ParseInt(m[1], 10, 64)
 	r.nsPerCall, _ = strconv.ParseFloat(m[2], 64)
 	r.callsPerSec, _ = strconv.ParseFloat(m[3], 64)
+	r.cpuPerCall, _ = strconv.ParseFloat(m[4], 64)
 	return r, nil
 }
 
@@ -67,6 +69,15 @@ func (s *session) nsPerCall() float64 {
 	return median(v)
 }
 
+// cpuPerCall is the median of the session's loops' own CPU per call.
+func (s *session) cpuPerCall() float64 {
+	v := make([]float64, len(s.loops))
+	for i, l := range s.loops {
+		v[i] = l.cpuPerCall
+	}
+	return median(v)
+}
+
 func (s *session) dropped() int64 {
 	var n int64
 	for _, v := range s.drops {
@@ -83,9 +94,9 @@ func (s *session) summary() string {
 		}
 		fmt.Fprintf(&b, "%.0f", l.nsPerCall)
 	}
-	out := fmt.Sprintf("ns/call %s", b.String())
+	out := fmt.Sprintf("ns/call %s (own CPU %.0f)", b.String(), s.cpuPerCall())
 	if s.hasCPU {
-		out += fmt.Sprintf("; observer CPU %.0f ns/call", float64(s.cpu.Nanoseconds())/float64(s.calls))
+		out += fmt.Sprintf("; tracer CPU %.0f ns/call", float64(s.cpu.Nanoseconds())/float64(s.calls))
 	}
 	if s.records > 0 {
 		out += fmt.Sprintf("; records %d of %d calls", s.records, s.calls)
