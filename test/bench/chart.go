@@ -40,7 +40,7 @@ func writeChart(path string, rep *report) error {
 
 	hi := 0.0
 	for _, r := range rows {
-		hi = max(hi, r.added, r.addedMax)
+		hi = max(hi, r.added, r.addedMax, r.addedCPU)
 	}
 	step := niceStep(hi / 6)
 	hi = math.Ceil(hi/step) * step
@@ -53,7 +53,7 @@ func writeChart(path string, rep *report) error {
 	black := color.RGBA{0x20, 0x20, 0x20, 0xff}
 	grid := color.RGBA{0xe0, 0xe0, 0xe0, 0xff}
 	text(img, 10, 22, black, fmt.Sprintf("Added ns per mremap(2) call (median over %d rounds; whiskers: min..max)", rep.b.opts.rounds))
-	text(img, 10, 38, color.RGBA{0x60, 0x60, 0x60, 0xff}, fmt.Sprintf("baseline %.0f ns/call; load generator pinned to CPU %d", baselineNs(rep), rep.b.opts.cpu))
+	text(img, 10, 38, color.RGBA{0x60, 0x60, 0x60, 0xff}, fmt.Sprintf("baseline %.0f ns/call; load generator pinned to CPU %d; thin dark bar: the loop thread's own added CPU", baselineNs(rep), rep.b.opts.cpu))
 
 	plotBottom := top + len(rows)*(barH+gap)
 	for v := 0.0; v <= hi+step/2; v += step {
@@ -72,6 +72,8 @@ func writeChart(path string, rep *report) error {
 		}
 		text(img, 10, y+barH/2+4, black, name)
 		fill(img, image.Rect(labelW, y, x(r.added)+1, y+barH), barColor(r.key))
+		// The loop's own CPU per call: a thin dark bar inside.
+		fill(img, image.Rect(labelW, y+barH-6, x(r.addedCPU)+1, y+barH-2), color.RGBA{0x30, 0x30, 0x30, 0xff})
 		// Whisker: min..max over rounds.
 		wy := y + barH/2
 		fill(img, image.Rect(x(r.addedMin), wy, x(r.addedMax)+1, wy+1), black)

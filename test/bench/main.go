@@ -81,7 +81,7 @@ func run(o options) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	env := &bench{opts: o, tmp: tmp, started: time.Now()}
+	env := &bench{opts: o, tmp: tmp, started: time.Now(), loadStart: loadAverage()}
 	cfgs, notes, err := env.configurations()
 	if err != nil {
 		return err
@@ -141,6 +141,15 @@ func run(o options) error {
 		logf("wrote %s", o.out)
 	}
 	return nil
+}
+
+// loadAverage is /proc/loadavg's 1-minute figure: how busy the machine was.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func logf(format string, args ...any) {

@@ -32,8 +32,10 @@ type bench struct {
 	opts    options
 	tmp     string
 	started time.Time
-	notes   []string
-	probe   string // the collector's startup log line on its probe choice
+	// loadStart is the 1-minute load average when the run started.
+	loadStart string
+	notes     []string
+	probe     string // the collector's startup log line on its probe choice
 }
 
 // A configuration is one way of observing the calls (or none), measured in

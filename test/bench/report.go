@@ -365,7 +365,8 @@ func (rep *report) machine() []string {
 	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
 		facts = append(facts, "commit: "+strings.TrimSpace(string(out)))
 	}
-	facts = append(facts, fmt.Sprintf("run: %s, %s", rep.b.started.UTC().Format("2006-01-02 15:04 MST"), rep.end.Sub(rep.b.started).Round(time.Second)))
+	facts = append(facts, fmt.Sprintf("run: %s, %s; 1-minute load average %s at the start, %s at the end (the loop and a tracer alone make about 1-2)",
+		rep.b.started.UTC().Format("2006-01-02 15:04 MST"), rep.end.Sub(rep.b.started).Round(time.Second), rep.b.loadStart, loadAverage()))
 	return facts
 }
 
