@@ -68,7 +68,7 @@ func writeChart(path string, rep *report) error {
 		y := top + i*(barH+gap)
 		name := r.name
 		if len(name)*charW > labelW-16 {
-			name = name[:(labelW-16)/charW-1] + "…"
+			name = name[:(labelW-16)/charW-3] + "..."
 		}
 		text(img, 10, y+barH/2+4, black, name)
 		fill(img, image.Rect(labelW, y, x(r.added)+1, y+barH), barColor(r.key))
