@@ -206,7 +206,7 @@ func BenchmarkUnrelatedSyscall(b *testing.B) {
 		skipIa32 bool
 	}{{"tracepoint-without-ia32", true}, {"tracepoint", false}} {
 		b.Run(mode.name, func(b *testing.B) {
-			tr, err := New(Options{Probe: ProbeTracepoint, Events: true, RingBufferSize: 1 << 20, skipIa32: mode.skipIa32})
+			tr, err := New(Options{Probe: ProbeTracepoint, Events: true, RingBufferSize: 1 << 20, SkipIa32Tracepoints: mode.skipIa32})
 			if err != nil {
 				b.Fatal(err)
 			}

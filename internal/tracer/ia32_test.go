@@ -82,3 +82,42 @@ func TestIa32TracepointsHere(t *testing.T) {
 	}
 	t.Logf("reason: %s", tr.Reason())
 }
+
+// With SkipIa32Tracepoints (the receiver's ia32_raw_tracepoints: false),
+// tracepoint mode leaves the raw_syscalls programs out and says so: a
+// 32-bit helper's calls are not seen, a 64-bit helper's still are.
+func TestIa32TracepointsOff(t *testing.T) {
+	attach, _ := ia32Tracepoints()
+	if !attach {
+		t.Skip("this kernel gets no ia32 raw tracepoints anyway")
+	}
+	mremaptest.RequireBPF(t)
+	tr := newTracer(t, Options{Probe: ProbeTracepoint, SkipIa32Tracepoints: true, Filter: helperOnly()})
+	assert.False(t, tr.ia32Raw)
+	loaded := 0
+	for _, p := range tr.programs {
+		if p != nil {
+			loaded++
+		}
+	}
+	assert.Equal(t, 2, loaded, "the two syscall tracepoint programs only")
+	assert.Contains(t, tr.Reason(), "32-bit (ia32) calls are not seen: ia32_raw_tracepoints is off")
+
+	mremaptest.RunHelper(t, mremaptest.Helper386Path(t))
+	agg, err := tr.ReadAggregates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assert.Empty(t, agg.Calls, "32-bit calls counted without the raw tracepoints")
+
+	made := mremaptest.RunHelper(t, mremaptest.HelperPath(t))
+	agg, err = tr.ReadAggregates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range agg.Calls {
+		n += c.Count
+	}
+	assert.Equal(t, uint64(len(made)), n, "64-bit calls")
+}

@@ -31,6 +31,11 @@ type Config struct {
 	// at old_address, for the mremap.vma.* log attributes. false leaves
 	// them out and saves the lookup's cost.
 	VMALookup bool `mapstructure:"vma_lookup"`
+	// Ia32RawTracepoints catches 32-bit (ia32) callers in tracepoint mode
+	// on x86-64, which the syscall tracepoints skip, with raw_syscalls
+	// programs. Those run on every syscall of the host; false saves that
+	// cost and leaves 32-bit mremap calls unseen in tracepoint mode.
+	Ia32RawTracepoints bool `mapstructure:"ia32_raw_tracepoints"`
 	// Filter selects calls in the kernel.
 	Filter FilterConfig `mapstructure:"filter"`
 	// RedactAddresses leaves the address attributes (mremap.old_address,
@@ -95,6 +100,7 @@ func createDefaultConfig() *Config {
 		CollectionInterval: defaultCollectionInterval,
 		RingBufferSize:     defaultRingBufferSize,
 		VMALookup:          true,
+		Ia32RawTracepoints: true,
 		Metrics: MetricsConfig{
 			MetricsConfig:   metadata.DefaultMetricsConfig(),
 			MremapSizeDelta: HistogramConfig{Enabled: true},
@@ -231,11 +237,12 @@ func (cfg *Config) tracerOptions(events bool) tracer.Options {
 		f.PIDs = append(f.PIDs, uint32(pid))
 	}
 	return tracer.Options{
-		Probe:              tracer.Probe(cfg.Probe),
-		Events:             events,
-		RingBufferSize:     cfg.RingBufferSize,
-		MaxEventsPerSecond: uint64(cfg.MaxEventsPerSecond),
-		SkipVMALookup:      !cfg.VMALookup,
-		Filter:             f,
+		Probe:               tracer.Probe(cfg.Probe),
+		Events:              events,
+		RingBufferSize:      cfg.RingBufferSize,
+		MaxEventsPerSecond:  uint64(cfg.MaxEventsPerSecond),
+		SkipVMALookup:       !cfg.VMALookup,
+		SkipIa32Tracepoints: !cfg.Ia32RawTracepoints,
+		Filter:              f,
 	}
 }

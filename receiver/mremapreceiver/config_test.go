@@ -47,6 +47,7 @@ func TestLoadConfig(t *testing.T) {
 	custom.RingBufferSize = 1 << 20
 	custom.MaxEventsPerSecond = 500
 	custom.VMALookup = false
+	custom.Ia32RawTracepoints = false
 	custom.Filter = FilterConfig{
 		PIDs:         []int{1, 4242},
 		Comms:        []string{"postgres", "java"},
@@ -87,6 +88,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.Equal(t, 4194304, cfg.RingBufferSize)
 	assert.Equal(t, 0, cfg.MaxEventsPerSecond)
 	assert.True(t, cfg.VMALookup)
+	assert.True(t, cfg.Ia32RawTracepoints)
 	assert.Equal(t, FilterConfig{}, cfg.Filter)
 	assert.True(t, cfg.Metrics.MremapCalls.Enabled)
 	assert.True(t, cfg.Metrics.MremapMoves.Enabled)
@@ -127,6 +129,8 @@ func TestLoadConfigBadTypes(t *testing.T) {
 	}{
 		{"bad_errors_only", []string{"errors_only"}},
 		{"bad_redact_addresses", []string{"redact_addresses"}},
+		{"bad_vma_lookup", []string{"vma_lookup"}},
+		{"bad_ia32_raw_tracepoints", []string{"ia32_raw_tracepoints"}},
 		{"bad_collection_interval", []string{"collection_interval", "invalid duration"}},
 		{"bad_ring_buffer_size", []string{"ring_buffer_size"}},
 		{"bad_max_events_per_second", []string{"max_events_per_second"}},
@@ -277,11 +281,12 @@ func TestTracerOptions(t *testing.T) {
 	cfg, err := loadConfig(t, component.NewIDWithName(metadata.Type, "custom"))
 	require.NoError(t, err)
 	want := tracer.Options{
-		Probe:              tracer.ProbeTracepoint,
-		Events:             true,
-		RingBufferSize:     1 << 20,
-		MaxEventsPerSecond: 500,
-		SkipVMALookup:      true,
+		Probe:               tracer.ProbeTracepoint,
+		Events:              true,
+		RingBufferSize:      1 << 20,
+		MaxEventsPerSecond:  500,
+		SkipVMALookup:       true,
+		SkipIa32Tracepoints: true,
 		Filter: tracer.Filter{
 			PIDs:         []uint32{1, 4242},
 			Comms:        []string{"postgres", "java"},
@@ -297,5 +302,6 @@ func TestTracerOptions(t *testing.T) {
 	def := createDefaultConfig().tracerOptions(true)
 	assert.Equal(t, tracer.ProbeAuto, def.Probe)
 	assert.False(t, def.SkipVMALookup)
+	assert.False(t, def.SkipIa32Tracepoints)
 	assert.Equal(t, tracer.Filter{}, def.Filter)
 }
