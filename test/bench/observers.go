@@ -86,22 +86,28 @@ func (b *bench) configurations() ([]*configuration, []string, error) {
 			start: func() (*observer, error) { return b.startCollector("logs-gogc400", true, "", []string{"GOGC=400"}) }},
 	)
 	// Enrichment off: rows for the receiver keys that exist in this build.
-	variants := []struct{ key, name, what, yaml string }{
+	variants := []struct {
+		key, name, what, yaml string
+		logs                  bool
+	}{
+		{"metrics-no-ia32", "receiver: metrics pipeline, ia32_raw_tracepoints: false",
+			"the metrics pipeline as above, without the raw_syscalls programs that catch 32-bit callers in tracepoint mode (they run on every syscall of the host)",
+			"    ia32_raw_tracepoints: false\n", false},
 		{"logs-no-vma", "receiver: logs + metrics, vma_lookup: false",
 			"logs + metrics as above, without the mapping lookup (mremap.vma.*) at entry",
-			"    vma_lookup: false\n"},
+			"    vma_lookup: false\n", true},
 		{"logs-cmdline", "receiver: logs + metrics, process.command_line on",
 			"logs + metrics as above, with the opt-in process.command_line resource attribute (read from /proc once per process)",
-			"    resource_attributes:\n      process.command_line:\n        enabled: true\n"},
+			"    resource_attributes:\n      process.command_line:\n        enabled: true\n", true},
 	}
 	for _, v := range variants {
 		if err := b.validate(v.yaml); err != nil {
 			notes = append(notes, fmt.Sprintf("row %q left out: the receiver does not accept it: %v", v.name, err))
 			continue
 		}
-		yaml := v.yaml
-		cfgs = append(cfgs, &configuration{key: v.key, name: v.name, what: v.what, collector: true, logs: true,
-			start: func() (*observer, error) { return b.startCollector(v.key, true, yaml, nil) }})
+		yaml, logs := v.yaml, v.logs
+		cfgs = append(cfgs, &configuration{key: v.key, name: v.name, what: v.what, collector: true, logs: logs,
+			start: func() (*observer, error) { return b.startCollector(v.key, logs, yaml, nil) }})
 	}
 	return cfgs, notes, nil
 }

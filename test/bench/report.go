@@ -182,6 +182,9 @@ func (rep *report) targetList() []target {
 			t.known = true
 			t.met = m.added <= agg.added/2
 			t.measured = fmt.Sprintf("%+.0f ns vs %+.0f ns: %.2f x bpftrace's (the loop's own CPU: %+.0f ns vs %+.0f ns)%s", m.added, agg.added, m.added/agg.added, m.addedCPU, agg.addedCPU, ia32)
+			if n, ok := rep.row("metrics-no-ia32"); ok {
+				t.measured += fmt.Sprintf("; with ia32_raw_tracepoints: false %+.0f ns: %.2f x", n.added, n.added/agg.added)
+			}
 		} else {
 			t.measured = "no bpftrace row"
 		}
