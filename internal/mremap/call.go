@@ -133,6 +133,26 @@ func MoveOf(flags, oldAddress uint64, ok bool, resultAddress uint64) Move {
 // ErrnoName is the symbolic name of errno ("EINVAL"), or "E<n>" for a number
 // the C library does not name.
 func ErrnoName(errno uint16) string {
+	if int(errno) < len(errnoNames) {
+		return errnoNames[errno]
+	}
+	return errnoName(errno)
+}
+
+// errnoTableSize covers every errno Linux defines (133 is EHWPOISON), so
+// that naming and describing them allocates nothing.
+const errnoTableSize = 256
+
+// errnoNames and errnoTexts hold ErrnoName and ErrnoText of every errno
+// below errnoTableSize.
+var errnoNames, errnoTexts = func() (names, texts [errnoTableSize]string) {
+	for i := range names {
+		names[i], texts[i] = errnoName(uint16(i)), errnoText(uint16(i))
+	}
+	return names, texts
+}()
+
+func errnoName(errno uint16) string {
 	if name := unix.ErrnoName(unix.Errno(errno)); name != "" {
 		return name
 	}
@@ -141,6 +161,13 @@ func ErrnoName(errno uint16) string {
 
 // ErrnoText is the C library's message for errno ("Invalid argument").
 func ErrnoText(errno uint16) string {
+	if int(errno) < len(errnoTexts) {
+		return errnoTexts[errno]
+	}
+	return errnoText(errno)
+}
+
+func errnoText(errno uint16) string {
 	s := unix.Errno(errno).Error()
 	// Go has no message for a number it does not know and says "errno N";
 	// the C library says "Unknown error N".

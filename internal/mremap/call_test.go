@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,6 +68,18 @@ func TestErrnoText(t *testing.T) {
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, ErrnoText(tt.errno), "ErrnoText(%d)", tt.errno)
 	}
+}
+
+// The tables of names and texts say what the functions they cache say, for
+// every errno the kernel can return.
+func TestErrnoTables(t *testing.T) {
+	for errno := range uint16(4096) {
+		require.Equal(t, errnoName(errno), ErrnoName(errno), "ErrnoName(%d)", errno)
+		require.Equal(t, errnoText(errno), ErrnoText(errno), "ErrnoText(%d)", errno)
+	}
+	assert.Equal(t, "EHWPOISON", ErrnoName(uint16(unix.EHWPOISON)))
+	assert.Equal(t, "E200", ErrnoName(200))
+	assert.Equal(t, "Unknown error 200", ErrnoText(200))
 }
 
 func TestResizeOf(t *testing.T) {

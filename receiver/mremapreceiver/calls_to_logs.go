@@ -1,6 +1,7 @@
 package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
 
 import (
+	"slices"
 	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -11,15 +12,33 @@ import (
 )
 
 // logConverter turns calls into log records, one ResourceLogs per process.
+// It is used by one goroutine at a time: it keeps scratch space between
+// batches.
 type logConverter struct {
 	hostName    string // empty when host.name is disabled or unknown
 	probe       string
 	redact      bool // redact_addresses
 	commandLine bool // process.command_line is enabled
+
+	// Scratch space of toLogs, kept between batches.
+	groupOf map[processKey]int // a process's index in groups
+	groups  []callGroup
+	group   []int32 // the group of each call
+}
+
+// callGroup is the calls of one process in a batch.
+type callGroup struct {
+	first int // the index of its first call
+	n     int // how many calls it has
+	sl    plog.ScopeLogs
 }
 
 func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
-	c := &logConverter{probe: probe, redact: cfg.RedactAddresses, commandLine: cfg.ResourceAttributes.ProcessCommandLine.Enabled}
+	c := &logConverter{
+		probe:       probe,
+		redact:      cfg.RedactAddresses,
+		commandLine: cfg.ResourceAttributes.ProcessCommandLine.Enabled,
+	}
 	if cfg.ResourceAttributes.HostName.Enabled {
 		c.hostName = hostName
 	}
@@ -32,38 +51,57 @@ const bodySizeHint = 72
 
 // toLogs converts a batch of calls.
 func (c *logConverter) toLogs(calls []observedCall) plog.Logs {
+	// First the calls are grouped by process, so that every slice is
+	// allocated once at its final size.
+	if c.groupOf == nil {
+		c.groupOf = map[processKey]int{}
+	}
+	clear(c.groupOf)
+	c.groups = c.groups[:0]
+	c.group = slices.Grow(c.group[:0], len(calls))
+	var lastKey processKey
+	last := -1
+	for i := range calls {
+		// Runs of calls from one process skip the map.
+		if k := keyOf(calls[i].Process); last < 0 || k != lastKey {
+			g, ok := c.groupOf[k]
+			if !ok {
+				g = len(c.groups)
+				c.groupOf[k] = g
+				c.groups = append(c.groups, callGroup{first: i})
+			}
+			lastKey, last = k, g
+		}
+		c.groups[last].n++
+		c.group = append(c.group, int32(last))
+	}
+
 	ld := plog.NewLogs()
-	scopes := map[processKey]plog.ScopeLogs{}
+	rls := ld.ResourceLogs()
+	rls.EnsureCapacity(len(c.groups))
+	for g := range c.groups {
+		first := &calls[c.groups[g].first]
+		rl := rls.AppendEmpty()
+		c.setResource(rl.Resource().Attributes(), first.Process, first.proc)
+		sl := rl.ScopeLogs().AppendEmpty()
+		sl.Scope().SetName(metadata.ScopeName)
+		sl.LogRecords().EnsureCapacity(c.groups[g].n)
+		c.groups[g].sl = sl
+	}
+
 	// The bodies of the batch are written into one buffer, and each is a
 	// string over its part of it: one allocation per batch, not one per
 	// record. The buffer is never written again where a body points.
 	bodies := make([]byte, 0, len(calls)*bodySizeHint)
-	body := func(call *mremap.Call) string {
-		start := len(bodies)
-		bodies = call.AppendText(bodies, c.redact)
-		return unsafe.String(&bodies[start], len(bodies)-start)
-	}
-	var (
-		lastKey processKey
-		lastSL  plog.ScopeLogs
-	)
 	for i := range calls {
 		call := &calls[i].Call
-		k := keyOf(call.Process)
-		// Runs of calls from one process skip the map.
-		if i == 0 || k != lastKey {
-			sl, ok := scopes[k]
-			if !ok {
-				rl := ld.ResourceLogs().AppendEmpty()
-				c.setResource(rl.Resource().Attributes(), call.Process, calls[i].proc)
-				sl = rl.ScopeLogs().AppendEmpty()
-				sl.Scope().SetName(metadata.ScopeName)
-				scopes[k] = sl
-			}
-			lastKey, lastSL = k, sl
-		}
-		setLogRecord(lastSL.LogRecords().AppendEmpty(), call, body(call), c.probe, pcommon.NewTimestampFromTime(calls[i].observed), c.redact)
+		start := len(bodies)
+		bodies = call.AppendText(bodies, c.redact)
+		body := unsafe.String(&bodies[start], len(bodies)-start)
+		lr := c.groups[c.group[i]].sl.LogRecords().AppendEmpty()
+		setLogRecord(lr, call, body, c.probe, pcommon.NewTimestampFromTime(calls[i].observed), c.redact)
 	}
+	clear(c.groups) // drop the references to ld
 	return ld
 }
 
@@ -104,7 +142,7 @@ func setLogRecord(lr plog.LogRecord, c *mremap.Call, body, probe string, observe
 	lr.Body().SetStr(body)
 
 	a := lr.Attributes()
-	a.EnsureCapacity(16)
+	a.EnsureCapacity(attributeCount(c, redact))
 	a.PutInt("thread.id", int64(c.TID))
 	// Addresses and sizes are unsigned in the kernel; OTLP ints are signed
 	// 64-bit, which holds every user-space address and size.
@@ -131,4 +169,20 @@ func setLogRecord(lr plog.LogRecord, c *mremap.Call, body, probe string, observe
 		a.PutStr("mremap.vma.permissions", c.VMA.Permissions)
 		a.PutStr("mremap.vma.path", c.VMA.Path)
 	}
+}
+
+// attributeCount is how many attributes setLogRecord gives a call, so that
+// their slice is allocated once at its size.
+func attributeCount(c *mremap.Call, redact bool) int {
+	n := 11
+	if !redact {
+		n += 2 // mremap.old_address, mremap.new_address
+		if c.OK() {
+			n++ // mremap.result_address
+		}
+	}
+	if c.VMA.Found {
+		n += 2
+	}
+	return n
 }

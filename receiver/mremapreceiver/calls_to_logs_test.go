@@ -543,3 +543,65 @@ func TestContainerIDFromCgroup(t *testing.T) {
 		})
 	}
 }
+
+// toLogsOneByOne is what toLogs does, written plainly: one record after the
+// other, a ResourceLogs per process in the order processes first appear.
+func toLogsOneByOne(c *logConverter, calls []observedCall) plog.Logs {
+	ld := plog.NewLogs()
+	scopes := map[processKey]plog.ScopeLogs{}
+	for i := range calls {
+		call := &calls[i].Call
+		sl, ok := scopes[keyOf(call.Process)]
+		if !ok {
+			rl := ld.ResourceLogs().AppendEmpty()
+			c.setResource(rl.Resource().Attributes(), call.Process, calls[i].proc)
+			sl = rl.ScopeLogs().AppendEmpty()
+			sl.Scope().SetName("github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver")
+			scopes[keyOf(call.Process)] = sl
+		}
+		body := string(call.AppendText(nil, c.redact))
+		setLogRecord(sl.LogRecords().AppendEmpty(), call, body, c.probe, pcommon.NewTimestampFromTime(calls[i].observed), c.redact)
+	}
+	return ld
+}
+
+// A batch whose processes interleave (and some of whose calls have a
+// mapping) becomes the same records, attributes in the same order, as one
+// record after the other; converting the next batch leaves it as it is.
+func TestToLogsGroupsByProcess(t *testing.T) {
+	marshal := func(ld plog.Logs) []byte {
+		b, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
+		require.NoError(t, err)
+		return b
+	}
+	for _, redact := range []bool{false, true} {
+		c := &logConverter{hostName: "host-a", probe: "tracepoint", redact: redact}
+		calls := benchCalls(300, 7)
+		for i := range calls {
+			if i%3 == 0 {
+				calls[i].VMA = mremap.VMA{Found: true, Permissions: "rw-p", Path: "/usr/lib/libc.so.6"}
+			}
+			if i%50 < 10 { // runs of one process too
+				calls[i].Process = calls[0].Process
+			}
+		}
+		ld := c.toLogs(calls)
+		want := marshal(toLogsOneByOne(c, calls))
+		require.Equal(t, want, marshal(ld), "redact %v", redact)
+		assert.Equal(t, 7, ld.ResourceLogs().Len())
+		for _, rl := range ld.ResourceLogs().All() {
+			for _, lr := range rl.ScopeLogs().At(0).LogRecords().All() {
+				var call mremap.Call
+				call.Return = -1 // failed: no mremap.result_address
+				if _, ok := lr.Attributes().Get("mremap.result_address"); ok {
+					call.Return = 0
+				}
+				_, call.VMA.Found = lr.Attributes().Get("mremap.vma.path")
+				assert.Equal(t, attributeCount(&call, redact), lr.Attributes().Len())
+			}
+		}
+
+		c.toLogs(benchCalls(100, 3))
+		require.Equal(t, want, marshal(ld), "after the next batch, redact %v", redact)
+	}
+}
