@@ -40,6 +40,9 @@ const volatile __u64 max_events_per_second = 0; // 0 = no cap
 const volatile __u64 wakeup_bytes = 0;
 // Look up the mapping at old_address at entry (bpf_find_vma).
 const volatile bool vma_lookup = true;
+// Pair entry and exit in inflight_lru instead of task storage (user space
+// sets it on PREEMPT_RT kernels).
+const volatile bool lru_pairing = false;
 
 // The call between entry and exit, per thread: BPF task storage, a slot
 // that the kernel keeps in the thread's task_struct and frees when the
@@ -47,6 +50,13 @@ const volatile bool vma_lookup = true;
 // pid_tgid costs a hash, a lock and a copy per call; and nothing is left
 // behind by threads that never return (killed in the syscall, or a missed
 // kretprobe). enter_ns 0 marks the slot empty.
+//
+// Not on PREEMPT_RT kernels, where inflight_lru holds the calls instead:
+// there, on 6.1, the slot of a thread's first call is allocated with
+// GFP_ATOMIC from a probe that runs with preemption off, which RT forbids
+// (slab locks sleep); and bpf_task_storage_get returns NULL while the CPU's
+// task storage lock is held by a preempted holder (a thread exiting frees
+// its storage preemptibly), so calls go unpaired.
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -54,10 +64,24 @@ struct {
 	__type(value, struct inflight);
 } inflight SEC(".maps");
 
-// Per-CPU scratch space: the mapping being looked up (bpf_find_vma's
-// callback cannot reach the thread's inflight slot; too big for the
-// 512-byte BPF stack) and the buffer a file path is built in, from its last name to its
-// first. Twice VMA_PATH_LEN, so that an offset and a length each masked to
+// The calls between entry and exit on PREEMPT_RT kernels, keyed by
+// pid_tgid: a preallocated hash takes raw spinlocks and allocates nothing
+// in the probe, which RT allows. An LRU map, so that the entries of threads
+// that never returned (killed in the syscall, or a missed kretprobe) are
+// evicted rather than filling it. User space sizes whichever of inflight
+// and inflight_lru is unused down to one entry.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_INFLIGHT);
+	__type(key, __u64);
+	__type(value, struct inflight);
+} inflight_lru SEC(".maps");
+
+// Per-CPU scratch space, for what is too big for the 512-byte BPF stack:
+// the call being entered (with lru_pairing, the value inserted into
+// inflight_lru; else the mapping being looked up, since bpf_find_vma's
+// callback cannot reach the thread's inflight slot) and the buffer a file
+// path is built in, from its last name to its first. Twice VMA_PATH_LEN, so that an offset and a length each masked to
 // VMA_PATH_LEN-1 stay inside it, which is what the verifier checks.
 struct path_walk {
 	__u64 dentry, mnt, root; // where the walk is: kernel addresses
@@ -418,27 +442,34 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 		return 0;
 
 	struct task_struct *task = bpf_get_current_task_btf();
-	// NULL when the kernel cannot allocate the slot, or when another
-	// program on this CPU is using task storage; the exit then counts the
-	// call as unpaired.
-	struct inflight *in = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!in)
-		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0; // never: a per-CPU array of one
+	struct inflight *in;
+	if (lru_pairing) {
+		// Built here, then copied into inflight_lru.
+		in = &s->in;
+	} else {
+		// NULL when the kernel cannot allocate the slot, or when another
+		// program on this CPU is using task storage; the exit then
+		// counts the call as unpaired.
+		in = bpf_task_storage_get(&inflight, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!in)
+			return 0;
+	}
 	in->vma.flags = 0;
 	in->vma.path_len = 0;
 	if (vma_lookup) {
-		__u32 zero = 0;
-		struct scratch *s = bpf_map_lookup_elem(&scratch, &zero);
-		if (s) {
-			s->in.vma.flags = 0;
-			s->in.vma.path_len = 0;
-			// Fails (the mapping stays unknown) when there is none at
-			// addr, or when another thread holds the mmap lock for
-			// writing (-EBUSY).
-			bpf_find_vma(task, addr, vma_found, NULL, 0);
-			if (s->in.vma.flags)
-				__builtin_memcpy(&in->vma, &s->in.vma, sizeof(in->vma));
-		}
+		// vma_found fills s->in.vma (with lru_pairing, in's own).
+		s->in.vma.flags = 0;
+		s->in.vma.path_len = 0;
+		// Fails (the mapping stays unknown) when there is none at addr,
+		// or when another thread holds the mmap lock for writing
+		// (-EBUSY).
+		bpf_find_vma(task, addr, vma_found, NULL, 0);
+		if (!lru_pairing && s->in.vma.flags)
+			__builtin_memcpy(&in->vma, &s->in.vma, sizeof(in->vma));
 	}
 	in->args[0] = addr;
 	in->args[1] = old_len;
@@ -447,6 +478,9 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 	in->args[4] = new_addr;
 	// Last, after the lookup, so that the duration is the syscall's alone.
 	in->enter_ns = bpf_ktime_get_ns();
+	// A failed insert (no free element) leaves the exit unpaired, counted.
+	if (lru_pairing)
+		bpf_map_update_elem(&inflight_lru, &id, in, BPF_ANY);
 	return 0;
 }
 
@@ -474,32 +508,21 @@ static __always_inline bool rate_allows(void)
 	return true;
 }
 
-static __always_inline int on_exit(long ret)
+// account aggregates the call in, entered at enter_ns, and submits its
+// record. in stays valid until it returns (its mapping is copied to the
+// record).
+static __always_inline void account(struct inflight *in, __u64 id, struct comm *cm, long ret,
+				    __u64 enter_ns, __u64 now)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	struct comm comm = {};
-	if (!selected(tgid, &comm))
-		return 0;
-
 	struct task_struct *task = bpf_get_current_task_btf();
-	struct inflight *in = bpf_task_storage_get(&inflight, task, 0, 0);
-	if (!in || !in->enter_ns) {
-		count_drop(DROP_UNPAIRED);
-		return 0;
-	}
-	// The slot is the thread's own, and the thread is here: it stays as it
-	// is until this program returns (its mapping is copied to the record
-	// below), but is marked empty at once.
-	__u64 now = bpf_ktime_get_ns();
-	__u64 enter_ns = in->enter_ns;
-	in->enter_ns = 0;
+	__u32 tgid = id >> 32;
+	struct comm comm = *cm;
 	__u64 old_addr = in->args[0], old_len = in->args[1], new_len = in->args[2];
 	__u64 flags = in->args[3], new_addr = in->args[4];
 
 	__u64 delta = new_len > old_len ? new_len - old_len : old_len - new_len;
 	if (delta < min_size_delta)
-		return 0;
+		return;
 
 	if (!filter_comms && !filter_exclude_comms)
 		process_comm(&comm);
@@ -543,10 +566,10 @@ static __always_inline int on_exit(long ret)
 		count_drop(DROP_CARDINALITY_LIMIT);
 
 	if (!emit_events || (errors_only && ok))
-		return 0;
+		return;
 	if (!rate_allows()) {
 		count_drop(DROP_RATE_LIMITED);
-		return 0;
+		return;
 	}
 
 	// A record whose mapping has no path (anonymous memory, or no mapping)
@@ -563,7 +586,7 @@ static __always_inline int on_exit(long ret)
 	}
 	if (!e) {
 		count_drop(DROP_RING_BUFFER_FULL);
-		return 0;
+		return;
 	}
 	__builtin_memcpy(&e->vma, &in->vma, __builtin_offsetof(struct vma, path));
 	e->enter_ns = enter_ns;
@@ -585,6 +608,39 @@ static __always_inline int on_exit(long ret)
 		wakeup = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
 										: BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, wakeup);
+}
+
+static __always_inline int on_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct comm comm = {};
+	if (!selected(id >> 32, &comm))
+		return 0;
+
+	struct inflight *in;
+	if (lru_pairing) {
+		in = bpf_map_lookup_elem(&inflight_lru, &id);
+	} else {
+		in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), 0, 0);
+		if (in && !in->enter_ns)
+			in = NULL;
+	}
+	if (!in) {
+		count_drop(DROP_UNPAIRED);
+		return 0;
+	}
+	__u64 now = bpf_ktime_get_ns();
+	__u64 enter_ns = in->enter_ns;
+	// A task storage slot is the thread's own, and the thread is here: it
+	// stays as it is until this program returns, but is marked empty at
+	// once.
+	if (!lru_pairing)
+		in->enter_ns = 0;
+	account(in, id, &comm, ret, enter_ns, now);
+	// An LRU element is deleted only now that its mapping is in the
+	// record: once deleted, another CPU may reuse it at once.
+	if (lru_pairing)
+		bpf_map_delete_elem(&inflight_lru, &id);
 	return 0;
 }
 

@@ -11,6 +11,8 @@
 #define MAX_CALL_KEYS 16384
 #define MAX_SIZE_KEYS 4096
 #define MAX_DURATION_KEYS 1024
+// Threads in mremap(2) at once that inflight_lru holds (PREEMPT_RT kernels).
+#define MAX_INFLIGHT 10240
 
 // Ancestors of the calling task's cgroup that filter_cgroups checks, from
 // the root (level 0) down; the task's own cgroup is checked at any depth.

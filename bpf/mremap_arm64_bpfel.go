@@ -149,6 +149,7 @@ const (
 	MremapMapDurationHist       = "duration_hist"
 	MremapMapEvents             = "events"
 	MremapMapInflight           = "inflight"
+	MremapMapInflightLru        = "inflight_lru"
 	MremapMapPidFilter          = "pid_filter"
 	MremapMapRate               = "rate"
 	MremapMapScratch            = "scratch"
@@ -166,6 +167,7 @@ const (
 	MremapVarFilterComms        = "filter_comms"
 	MremapVarFilterExcludeComms = "filter_exclude_comms"
 	MremapVarFilterPids         = "filter_pids"
+	MremapVarLruPairing         = "lru_pairing"
 	MremapVarMaxEventsPerSecond = "max_events_per_second"
 	MremapVarMinSizeDelta       = "min_size_delta"
 	MremapVarUnusedDropReason   = "unused_drop_reason"
@@ -240,6 +242,7 @@ type MremapMapSpecs struct {
 	DurationHist *ebpf.MapSpec `ebpf:"duration_hist"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
+	InflightLru  *ebpf.MapSpec `ebpf:"inflight_lru"`
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	Rate         *ebpf.MapSpec `ebpf:"rate"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
@@ -256,6 +259,7 @@ type MremapVariableSpecs struct {
 	FilterComms        *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterExcludeComms *ebpf.VariableSpec `ebpf:"filter_exclude_comms"`
 	FilterPids         *ebpf.VariableSpec `ebpf:"filter_pids"`
+	LruPairing         *ebpf.VariableSpec `ebpf:"lru_pairing"`
 	MaxEventsPerSecond *ebpf.VariableSpec `ebpf:"max_events_per_second"`
 	MinSizeDelta       *ebpf.VariableSpec `ebpf:"min_size_delta"`
 	UnusedDropReason   *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
@@ -295,6 +299,7 @@ type MremapMaps struct {
 	DurationHist *ebpf.Map `ebpf:"duration_hist"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
+	InflightLru  *ebpf.Map `ebpf:"inflight_lru"`
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	Rate         *ebpf.Map `ebpf:"rate"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
@@ -311,6 +316,7 @@ func (m *MremapMaps) Close() error {
 		m.DurationHist,
 		m.Events,
 		m.Inflight,
+		m.InflightLru,
 		m.PidFilter,
 		m.Rate,
 		m.Scratch,
@@ -328,6 +334,7 @@ type MremapVariables struct {
 	FilterComms        *ebpf.Variable `ebpf:"filter_comms"`
 	FilterExcludeComms *ebpf.Variable `ebpf:"filter_exclude_comms"`
 	FilterPids         *ebpf.Variable `ebpf:"filter_pids"`
+	LruPairing         *ebpf.Variable `ebpf:"lru_pairing"`
 	MaxEventsPerSecond *ebpf.Variable `ebpf:"max_events_per_second"`
 	MinSizeDelta       *ebpf.Variable `ebpf:"min_size_delta"`
 	UnusedDropReason   *ebpf.Variable `ebpf:"unused_drop_reason"`

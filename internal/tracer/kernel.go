@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
 )
 
 // kernel is what the running kernel offers the tracer, found by probing it
@@ -30,8 +31,11 @@ type kernel struct {
 	// (CONFIG_FTRACE_SYSCALLS).
 	tracepoints error
 	// taskStorage is nil if the kernel has task storage maps, which hold
-	// each call in flight between entry and exit.
+	// each call in flight between entry and exit (pairingTaskStorage).
 	taskStorage error
+	// realtime: the kernel is PREEMPT_RT, where calls in flight are kept
+	// in a preallocated hash instead (pairingLRU).
+	realtime bool
 	// helpers holds, per program type, the helpers the programs of that
 	// type cannot call (ebpf.ErrNotSupported); a helper not in it can be
 	// called, or its probe was inconclusive and loading will tell.
@@ -48,8 +52,9 @@ type helper struct {
 }
 
 var (
-	// Every call: the task at entry and exit, its call in flight.
-	helperTaskBTF     = helper{asm.FnGetCurrentTaskBtf, "bpf_get_current_task_btf", "5.11", "which finds the calling task"}
+	// Every call: the task at entry and exit.
+	helperTaskBTF = helper{asm.FnGetCurrentTaskBtf, "bpf_get_current_task_btf", "5.11", "which finds the calling task"}
+	// pairingTaskStorage: the call in flight.
 	helperTaskStorage = helper{asm.FnTaskStorageGet, "bpf_task_storage_get", "5.13", "which keeps each call in flight between entry and exit"}
 	// vma_lookup: the mapping at old_address and its path.
 	helperFindVMA = helper{asm.FnFindVma, "bpf_find_vma", "5.17", "which finds the mapping at old_address"}
@@ -57,7 +62,7 @@ var (
 	// filter::cgroups: the task's cgroup ancestors.
 	helperAncestorCgroup = helper{asm.FnGetCurrentAncestorCgroupId, "bpf_get_current_ancestor_cgroup_id", "5.14", "which filter::cgroups needs to match a cgroup's descendants"}
 
-	requiredHelpers  = []helper{helperTaskBTF, helperTaskStorage}
+	requiredHelpers  = []helper{helperTaskBTF}
 	vmaLookupHelpers = []helper{helperFindVMA, helperLoop}
 	allHelpers       = []helper{helperTaskBTF, helperTaskStorage, helperFindVMA, helperLoop, helperAncestorCgroup}
 )
@@ -86,6 +91,7 @@ func probeKernel(tracefs string) kernel {
 	if err := features.HaveMapType(ebpf.TaskStorage); errors.Is(err, ebpf.ErrNotSupported) {
 		k.taskStorage = err
 	}
+	k.realtime = preemptRT("/sys/kernel/realtime")
 	k.helpers = map[ebpf.ProgramType]map[asm.BuiltinFunc]error{}
 	for _, pt := range []ebpf.ProgramType{ebpf.Kprobe, ebpf.TracePoint} {
 		for _, h := range allHelpers {
@@ -111,17 +117,64 @@ func (k kernel) lacksHelper(probe Probe, h helper) string {
 	return fmt.Sprintf("%s programs cannot call %s (Linux %s or later), %s: %v", probe, h.name, h.version, h.why, err)
 }
 
+// pairing is where the programs keep each call between its entry and its
+// exit.
+type pairing string
+
+const (
+	// pairingAuto: pairingLRU on PREEMPT_RT kernels, else
+	// pairingTaskStorage.
+	pairingAuto pairing = ""
+	// pairingTaskStorage: in the thread's BPF task storage. The cheapest,
+	// but unsafe on PREEMPT_RT (see inflight in bpf/mremap.bpf.c).
+	pairingTaskStorage pairing = "task storage"
+	// pairingLRU: in a preallocated LRU hash keyed by pid_tgid, which
+	// allocates nothing and takes only raw spinlocks in the probes.
+	pairingLRU pairing = "LRU hash"
+)
+
+// choosePairing resolves want (pairingAuto: by the kernel) and says which,
+// and why, for the startup reason.
+func (k kernel) choosePairing(want pairing) (pairing, string) {
+	switch {
+	case want != pairingAuto:
+		return want, fmt.Sprintf("pairing: %s (chosen by the caller)", want)
+	case k.realtime:
+		return pairingLRU, "pairing: LRU hash (PREEMPT_RT kernel)"
+	}
+	return pairingTaskStorage, "pairing: task storage"
+}
+
+// preemptRT tells whether the running kernel is PREEMPT_RT: realtime (the
+// file /sys/kernel/realtime, present and 1 on RT kernels) says so, or, where
+// it is missing, the kernel's version string (uname -v: "#1 SMP PREEMPT_RT
+// ...") does.
+func preemptRT(realtime string) bool {
+	if b, err := os.ReadFile(realtime); err == nil {
+		return strings.TrimSpace(string(b)) == "1"
+	}
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	return strings.Contains(unix.ByteSliceToString(u.Version[:]), "PREEMPT_RT")
+}
+
 // require checks that the programs of the chosen probe mode can run with
-// opts. If the kernel cannot look up mappings (before Linux 5.17), and
+// opts (opts.pairing resolved). If the kernel cannot look up mappings (before Linux 5.17), and
 // opts want the lookup, it returns why the lookup is off instead: the
 // programs then run without it (the verifier skips the code behind the
 // vma_lookup constant, helper calls included).
 func (k kernel) require(probe Probe, opts Options) (vmaOff string, err error) {
 	var lacks []string
-	if k.taskStorage != nil {
-		lacks = append(lacks, fmt.Sprintf("the kernel has no task storage maps (BPF_MAP_TYPE_TASK_STORAGE, Linux 5.11 or later; %v), which hold each call in flight between entry and exit", k.taskStorage))
+	required := requiredHelpers
+	if opts.pairing != pairingLRU {
+		if k.taskStorage != nil {
+			lacks = append(lacks, fmt.Sprintf("the kernel has no task storage maps (BPF_MAP_TYPE_TASK_STORAGE, Linux 5.11 or later; %v), which hold each call in flight between entry and exit", k.taskStorage))
+		}
+		required = append(required[:len(required):len(required)], helperTaskStorage)
 	}
-	for _, h := range requiredHelpers {
+	for _, h := range required {
 		if why := k.lacksHelper(probe, h); why != "" {
 			lacks = append(lacks, why)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
@@ -142,6 +144,10 @@ func TestKernelRequire(t *testing.T) {
 			[]string{"vma_lookup is off", "kprobe programs cannot call bpf_loop (Linux 5.17 or later)"}, nil},
 		{"no bpf_find_vma, vma_lookup configured off", kernel{helpers: lacks(ebpf.TracePoint, asm.FnFindVma)}, ProbeTracepoint, Options{Events: true, SkipVMALookup: true}, nil, nil},
 		{"no bpf_find_vma, metrics only", kernel{helpers: lacks(ebpf.TracePoint, asm.FnFindVma)}, ProbeTracepoint, Options{}, nil, nil},
+		{"LRU pairing: no task storage map", kernel{taskStorage: ebpf.ErrNotSupported}, ProbeKprobe, Options{Events: true, pairing: pairingLRU}, nil, nil},
+		{"LRU pairing: no task storage in tracing programs", kernel{helpers: lacks(ebpf.TracePoint, asm.FnTaskStorageGet)}, ProbeTracepoint, Options{pairing: pairingLRU}, nil, nil},
+		{"task storage pairing: no task storage in tracing programs", kernel{helpers: lacks(ebpf.TracePoint, asm.FnTaskStorageGet)}, ProbeTracepoint, Options{pairing: pairingTaskStorage}, nil,
+			[]string{"tracepoint programs cannot call bpf_task_storage_get (Linux 5.13 or later)"}},
 		{"an old kernel lacks it all", kernel{taskStorage: ebpf.ErrNotSupported, helpers: lacks(ebpf.TracePoint, asm.FnGetCurrentTaskBtf, asm.FnTaskStorageGet, asm.FnFindVma)},
 			ProbeTracepoint, events, nil, []string{"no task storage maps", "bpf_get_current_task_btf", "bpf_task_storage_get"}},
 	}
@@ -164,6 +170,82 @@ func TestKernelRequire(t *testing.T) {
 				assert.Contains(t, off, w)
 			}
 		})
+	}
+}
+
+// Where calls in flight are kept, and what the startup reason says of it.
+func TestChoosePairing(t *testing.T) {
+	tests := []struct {
+		k      kernel
+		want   pairing
+		got    pairing
+		reason string
+	}{
+		{kernel{}, pairingAuto, pairingTaskStorage, "pairing: task storage"},
+		{kernel{realtime: true}, pairingAuto, pairingLRU, "pairing: LRU hash (PREEMPT_RT kernel)"},
+		{kernel{}, pairingLRU, pairingLRU, "pairing: LRU hash (chosen by the caller)"},
+		{kernel{realtime: true}, pairingTaskStorage, pairingTaskStorage, "pairing: task storage (chosen by the caller)"},
+	}
+	for _, tt := range tests {
+		got, reason := tt.k.choosePairing(tt.want)
+		assert.Equal(t, tt.got, got, "%+v", tt)
+		assert.Equal(t, tt.reason, reason, "%+v", tt)
+	}
+}
+
+func TestPreemptRT(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]bool{"1\n": true, "0\n": false} {
+		f := filepath.Join(dir, "realtime")
+		require.NoError(t, os.WriteFile(f, []byte(content), 0o644))
+		assert.Equal(t, want, preemptRT(f), "realtime %q", content)
+	}
+	// Without the file, the kernel's version string decides.
+	var u unix.Utsname
+	require.NoError(t, unix.Uname(&u))
+	version := unix.ByteSliceToString(u.Version[:])
+	assert.Equal(t, strings.Contains(version, "PREEMPT_RT"), preemptRT(filepath.Join(dir, "none")), "uname -v %q", version)
+}
+
+// With LRU pairing the programs reach neither bpf_task_storage_get nor a
+// task storage map, so kernels without them load the programs: shown here
+// by turning every call of the helper into one no kernel knows.
+func TestLRUPairingLoadsWithoutTaskStorage(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	unknown := asm.BuiltinFunc(100001)
+	for _, p := range []pairing{pairingLRU, pairingTaskStorage} {
+		spec, err := bpf.LoadMremap()
+		require.NoError(t, err)
+		require.NoError(t, configure(spec, Options{Events: true, RingBufferSize: os.Getpagesize(), pairing: p}))
+		if p == pairingLRU {
+			assert.Equal(t, ebpf.Array, spec.Maps[bpf.MremapMapInflight].Type, "the task storage map is replaced")
+		}
+		replaced := 0
+		for _, prog := range spec.Programs {
+			for i, ins := range prog.Instructions {
+				if ins.IsBuiltinCall() && asm.BuiltinFunc(ins.Constant) == asm.FnTaskStorageGet {
+					prog.Instructions[i].Constant = int64(unknown)
+					replaced++
+				}
+			}
+		}
+		require.NotZero(t, replaced, "no call of bpf_task_storage_get in the programs")
+		objs := &struct {
+			bpf.MremapMaps
+			tracepointPrograms
+		}{}
+		err = spec.LoadAndAssign(objs, nil)
+		if err == nil {
+			closeAll(objs)
+		}
+		if p == pairingLRU {
+			assert.NoError(t, err, "with LRU pairing, the verifier reaches bpf_task_storage_get")
+		} else {
+			var verr *ebpf.VerifierError
+			if assert.ErrorAs(t, err, &verr, "with task storage pairing, the unknown helper is reached") {
+				assert.Contains(t, fmt.Sprintf("%+v", verr), "invalid func unknown#100001")
+			}
+		}
 	}
 }
 

@@ -88,6 +88,10 @@ type Options struct {
 	// cost. Kprobe mode is not affected.
 	SkipIa32Tracepoints bool
 	Filter              Filter
+
+	// pairing overrides the kernel's choice of where calls in flight are
+	// kept (for tests and benchmarks of both on one kernel).
+	pairing pairing
 }
 
 // Tracer is the loaded and attached eBPF program.
@@ -155,6 +159,8 @@ func New(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	var pairWhy string
+	opts.pairing, pairWhy = k.choosePairing(opts.pairing)
 	vmaOff, err := k.require(probe, opts)
 	if err != nil {
 		return nil, err
@@ -179,6 +185,7 @@ func New(opts Options) (*Tracer, error) {
 	if err != nil {
 		return nil, err
 	}
+	reason += "; " + pairWhy
 	if vmaOff != "" {
 		reason += "; " + vmaOff
 	}
@@ -371,6 +378,7 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 		{"wakeup_bytes", uint64(opts.RingBufferSize / wakeupFraction)},
 		// The mapping goes only into records: without them, no lookup.
 		{"vma_lookup", opts.Events && !opts.SkipVMALookup},
+		{"lru_pairing", opts.pairing == pairingLRU},
 	}
 	for _, v := range vars {
 		vs, ok := spec.Variables[v.name]
@@ -391,6 +399,16 @@ func configure(spec *ebpf.CollectionSpec, opts Options) error {
 	}
 	if opts.Events {
 		sizes[bpf.MremapMapEvents] = opts.RingBufferSize
+	}
+	if opts.pairing == pairingLRU {
+		// The programs never reach the task storage map (the verifier
+		// skips the code behind lru_pairing): an array of one stands in,
+		// so that kernels without task storage load them too.
+		ts := spec.Maps[bpf.MremapMapInflight]
+		ts.Type, ts.Flags, ts.MaxEntries = ebpf.Array, 0, 1
+	} else {
+		// Preallocated: one entry is the least the kernel creates.
+		sizes[bpf.MremapMapInflightLru] = 1
 	}
 	for name, n := range sizes {
 		spec.Maps[name].MaxEntries = uint32(max(n, 1))

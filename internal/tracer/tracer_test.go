@@ -82,73 +82,126 @@ func readCalls(t *testing.T, tr *Tracer, n int) []mremap.Call {
 
 func helperOnly() Filter { return Filter{Comms: []string{mremaptest.Comm}} }
 
+// pairingsToTest are the kernel's own choice of where calls in flight are
+// kept (task storage, or on PREEMPT_RT kernels the LRU hash), then the LRU
+// hash if the kernel chose task storage: both run the real probes here.
+// Task storage is not forced on PREEMPT_RT kernels, where it loses calls.
+func pairingsToTest() []pairing {
+	if preemptRT("/sys/kernel/realtime") {
+		return []pairing{pairingAuto}
+	}
+	return []pairing{pairingAuto, pairingLRU}
+}
+
+func pairingName(p pairing) string {
+	if p == pairingAuto {
+		return "auto"
+	}
+	return strings.ReplaceAll(string(p), " ", "_")
+}
+
+// wantPairing is what the startup reason says of the pairing opts get.
+func wantPairing(opts Options) string {
+	switch {
+	case opts.pairing == pairingLRU:
+		return "pairing: LRU hash (chosen by the caller)"
+	case preemptRT("/sys/kernel/realtime"):
+		return "pairing: LRU hash (PREEMPT_RT kernel)"
+	}
+	return "pairing: task storage"
+}
+
 func TestCallsAndAggregates(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	helper := mremaptest.HelperPath(t)
 	for _, probe := range probesToTest(t) {
-		t.Run(string(probe), func(t *testing.T) {
-			tr := newTracer(t, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly()})
-			if tr.Probe() != probe {
-				t.Fatalf("Probe() = %s, want %s", tr.Probe(), probe)
-			}
-			before := time.Now()
-			made := mremaptest.RunHelper(t, helper)
-			after := time.Now()
-			calls := readCalls(t, tr, len(made))
-
-			for i, m := range made {
-				c := calls[i]
-				want := mremaptest.ExpectationOf(t, m.Name)
-				if c.Process.PID != m.PID || c.TID != m.TID {
-					t.Errorf("%s: pid/tid %d/%d, want %d/%d", m.Name, c.Process.PID, c.TID, m.PID, m.TID)
-				}
-				if c.Process.Comm != mremaptest.Comm {
-					t.Errorf("%s: comm %q", m.Name, c.Process.Comm)
-				}
-				if c.Process.PPID != uint32(os.Getpid()) {
-					t.Errorf("%s: ppid %d, want %d", m.Name, c.Process.PPID, os.Getpid())
-				}
-				if c.Process.UID != uint32(os.Getuid()) {
-					t.Errorf("%s: uid %d, want %d", m.Name, c.Process.UID, os.Getuid())
-				}
-				if c.OldAddress != m.OldAddress || c.OldSize != m.OldSize || c.NewSize != m.NewSize ||
-					c.Flags != m.Flags || c.NewAddress != m.NewAddress || c.Return != m.Return {
-					t.Errorf("%s: call %+v, helper made %+v", m.Name, c, m)
-				}
-				if c.Result() != want.Result || c.Resize().String() != want.Resize || c.Move().String() != want.Move ||
-					mremap.FlagNames(c.Flags) != want.FlagNames || c.SizeDelta() != want.SizeDelta {
-					t.Errorf("%s: result %s resize %s move %s flags %q delta %d, want %+v", m.Name,
-						c.Result(), c.Resize(), c.Move(), mremap.FlagNames(c.Flags), c.SizeDelta(), want)
-				}
-				// The mapping at old_address, as /proc/self/maps showed it
-				// to the helper just before the call.
-				wantVMA := mremap.VMA{}
-				if m.Maps != nil {
-					wantVMA = mremap.VMA{Found: true, Permissions: m.Maps.Permissions, Path: m.Maps.Path}
-				}
-				if c.VMA != wantVMA {
-					t.Errorf("%s: mapping %+v, /proc/self/maps showed %+v", m.Name, c.VMA, wantVMA)
-				}
-				if c.Process.StartTime == 0 {
-					t.Errorf("%s: process start time 0", m.Name)
-				}
-				// The clock conversion is exact to well under a millisecond.
-				slack := 50 * time.Millisecond
-				if c.Enter.Before(before.Add(-slack)) || c.Exit.After(after.Add(slack)) || c.Exit.Before(c.Enter) {
-					t.Errorf("%s: enter %v exit %v, helper ran from %v to %v", m.Name, c.Enter, c.Exit, before, after)
-				}
-				if c.Duration <= 0 || c.Duration != c.Exit.Sub(c.Enter) {
-					t.Errorf("%s: duration %v, exit-enter %v", m.Name, c.Duration, c.Exit.Sub(c.Enter))
-				}
-			}
-
-			a, err := tr.ReadAggregates()
-			if err != nil {
-				t.Fatal(err)
-			}
-			checkAggregates(t, a)
-		})
+		for _, pairing := range pairingsToTest() {
+			t.Run(string(probe)+"/"+pairingName(pairing), func(t *testing.T) {
+				testCallsAndAggregates(t, helper, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly(), pairing: pairing})
+			})
+		}
 	}
+}
+
+// testCallsAndAggregates checks every field of the helper's calls, and the
+// aggregates they add up to, with no drops.
+func testCallsAndAggregates(t *testing.T, helper string, opts Options) {
+	probe := opts.Probe
+	tr := newTracer(t, opts)
+	if tr.Probe() != probe {
+		t.Fatalf("Probe() = %s, want %s", tr.Probe(), probe)
+	}
+	if want := wantPairing(opts); !strings.Contains(tr.Reason(), want) {
+		t.Errorf("reason %q does not say %q", tr.Reason(), want)
+	}
+	// The unused map is the smallest the kernel creates.
+	lru := strings.Contains(tr.Reason(), "pairing: LRU hash")
+	if info, err := tr.maps.InflightLru.Info(); err != nil {
+		t.Error(err)
+	} else if lru && info.MaxEntries != 10240 || !lru && info.MaxEntries != 1 {
+		t.Errorf("inflight_lru has %d entries (LRU pairing %v)", info.MaxEntries, lru)
+	}
+	if info, err := tr.maps.Inflight.Info(); err != nil {
+		t.Error(err)
+	} else if lru && info.Type != ebpf.Array || !lru && info.Type != ebpf.TaskStorage {
+		t.Errorf("inflight is a %v map (LRU pairing %v)", info.Type, lru)
+	}
+	before := time.Now()
+	made := mremaptest.RunHelper(t, helper)
+	after := time.Now()
+	calls := readCalls(t, tr, len(made))
+
+	for i, m := range made {
+		c := calls[i]
+		want := mremaptest.ExpectationOf(t, m.Name)
+		if c.Process.PID != m.PID || c.TID != m.TID {
+			t.Errorf("%s: pid/tid %d/%d, want %d/%d", m.Name, c.Process.PID, c.TID, m.PID, m.TID)
+		}
+		if c.Process.Comm != mremaptest.Comm {
+			t.Errorf("%s: comm %q", m.Name, c.Process.Comm)
+		}
+		if c.Process.PPID != uint32(os.Getpid()) {
+			t.Errorf("%s: ppid %d, want %d", m.Name, c.Process.PPID, os.Getpid())
+		}
+		if c.Process.UID != uint32(os.Getuid()) {
+			t.Errorf("%s: uid %d, want %d", m.Name, c.Process.UID, os.Getuid())
+		}
+		if c.OldAddress != m.OldAddress || c.OldSize != m.OldSize || c.NewSize != m.NewSize ||
+			c.Flags != m.Flags || c.NewAddress != m.NewAddress || c.Return != m.Return {
+			t.Errorf("%s: call %+v, helper made %+v", m.Name, c, m)
+		}
+		if c.Result() != want.Result || c.Resize().String() != want.Resize || c.Move().String() != want.Move ||
+			mremap.FlagNames(c.Flags) != want.FlagNames || c.SizeDelta() != want.SizeDelta {
+			t.Errorf("%s: result %s resize %s move %s flags %q delta %d, want %+v", m.Name,
+				c.Result(), c.Resize(), c.Move(), mremap.FlagNames(c.Flags), c.SizeDelta(), want)
+		}
+		// The mapping at old_address, as /proc/self/maps showed it
+		// to the helper just before the call.
+		wantVMA := mremap.VMA{}
+		if m.Maps != nil {
+			wantVMA = mremap.VMA{Found: true, Permissions: m.Maps.Permissions, Path: m.Maps.Path}
+		}
+		if c.VMA != wantVMA {
+			t.Errorf("%s: mapping %+v, /proc/self/maps showed %+v", m.Name, c.VMA, wantVMA)
+		}
+		if c.Process.StartTime == 0 {
+			t.Errorf("%s: process start time 0", m.Name)
+		}
+		// The clock conversion is exact to well under a millisecond.
+		slack := 50 * time.Millisecond
+		if c.Enter.Before(before.Add(-slack)) || c.Exit.After(after.Add(slack)) || c.Exit.Before(c.Enter) {
+			t.Errorf("%s: enter %v exit %v, helper ran from %v to %v", m.Name, c.Enter, c.Exit, before, after)
+		}
+		if c.Duration <= 0 || c.Duration != c.Exit.Sub(c.Enter) {
+			t.Errorf("%s: duration %v, exit-enter %v", m.Name, c.Duration, c.Exit.Sub(c.Enter))
+		}
+	}
+
+	a, err := tr.ReadAggregates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkAggregates(t, a)
 }
 
 // checkAggregates compares the kernel's aggregates with those the helper's

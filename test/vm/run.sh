@@ -36,10 +36,19 @@
 #   VMTEST BEGIN <label>
 #   ... command stdout+stderr ...
 #   VMTEST END <label> rc=<rc> secs=<s>
+#   VMTEST KERNEL LOG BEGIN / END       the kernel log (dmesg), only if it
+#                                       has a BUG: or WARNING: line
 #   VMTEST DONE
 #
-# Exit codes: 0 all commands passed; 1 a command failed, or the VM died before
-# VMTEST DONE; 2 usage / setup error; 3 kernel package not available from apt
+# The console shows only errors and worse (printk level 3), so after the
+# commands the guest prints its whole kernel log if it holds a BUG: or
+# WARNING:. A BUG: (e.g. "BUG: sleeping function called from invalid
+# context", which PREEMPT_RT kernels print for what RT forbids), or a
+# WARNING whose report names a bpf function or file, fails the run: it is
+# reported as "FAIL kernel-log".
+#
+# Exit codes: 0 all commands passed; 1 a command failed, the kernel log
+# showed a BUG or a bpf WARNING, or the VM died before VMTEST DONE; 2 usage / setup error; 3 kernel package not available from apt
 # (caller should skip this kernel); 4 VM timed out.
 set -euo pipefail
 
@@ -231,6 +240,11 @@ for f in /vmtest/cmds/*.sh; do
 	echo
 	echo "VMTEST END $label rc=$rc secs=$((t1 - t0))"
 done
+if dmesg | grep -qE 'BUG:|WARNING:'; then
+	echo "VMTEST KERNEL LOG BEGIN"
+	dmesg
+	echo "VMTEST KERNEL LOG END"
+fi
 read up _ </proc/uptime
 echo "VMTEST DONE uptime=$up"
 sync
@@ -341,6 +355,25 @@ for label in "${labels[@]}"; do
 		fail=1
 	fi
 done
+
+# A BUG, or a WARNING whose report (up to its end-of-trace line) names bpf.
+klog=$(awk '
+	/^VMTEST KERNEL LOG BEGIN$/ { on = 1; next }
+	/^VMTEST KERNEL LOG END$/ { on = 0 }
+	!on { next }
+	/BUG:|sleeping function called from invalid context/ { print; next }
+	/WARNING:/ { w = $0 "\n"; inw = 1; bpf = /bpf/; n = 0; next }
+	inw {
+		w = w $0 "\n"; n++
+		if (/bpf/) bpf = 1
+		if (/---\[ end trace/ || n > 80) { if (bpf) printf "%s", w; inw = 0 }
+	}
+	END { if (inw && bpf) printf "%s", w }' "$clean")
+if [[ -n $klog ]]; then
+	echo "FAIL kernel-log (a BUG, or a WARNING in bpf code) [$kname]:"
+	echo "$klog" | head -120
+	fail=1
+fi
 
 echo "vmtest: kernel boot to init: ${booted:-?}s (guest clock), total wall time: ${total}s"
 if [[ $timed_out == 1 ]]; then

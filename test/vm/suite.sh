@@ -20,8 +20,11 @@
 #      e2e             ./test/e2e tests (TestCollectorAutoSaysWhich: auto picks kprobe)
 #      ia32            the kprobe and tracepoint subtests again with the 32-bit
 #                      helper (guest/ia32.sh)
-#      kprobe-profile  the collector with probe: auto must choose kprobe; our
-#                      kretprobes in kprobe_events/kprobe_profile (guest/kprobe-profile.sh)
+#      kprobe-profile  the collector with probe: auto must choose kprobe, and
+#                      say its pairing (MREMAP_EXPECT_PAIRING: "LRU hash
+#                      (PREEMPT_RT kernel)" on *-rt-* kernels, else "task
+#                      storage"); our kretprobes in kprobe_events/kprobe_profile
+#                      (guest/kprobe-profile.sh)
 # 3. Prints each command's test verdicts, the full output of every failed
 #    command (from the console log), and a kernel x command table.
 #
@@ -129,15 +132,19 @@ section() {
 
 run_kernel() { # kernel required(0/1)
 	local k=$1 req=$2 log=$logdir/$1.log out=$logdir/$1.out rc label line
+	# Where calls in flight are kept: the startup reason must say so
+	# (guest/kprobe-profile.sh checks it).
+	local pairing="task storage"
+	[[ $k == *-rt-* ]] && pairing="LRU hash (PREEMPT_RT kernel)"
 	kernels+=("$k")
 	echo
 	say "===== $k"
 	set +e
 	if [[ ${VMTEST_VERBOSE:-0} == 1 ]]; then
-		"$here/run.sh" -t "$vm_timeout" -l "$log" "${envs[@]}" "$k" "$payload" -- "${cmds[@]}" 2>&1 | tee "$out"
+		"$here/run.sh" -t "$vm_timeout" -l "$log" "${envs[@]}" -e "MREMAP_EXPECT_PAIRING=$pairing" "$k" "$payload" -- "${cmds[@]}" 2>&1 | tee "$out"
 		rc=${PIPESTATUS[0]}
 	else
-		"$here/run.sh" -t "$vm_timeout" -l "$log" "${envs[@]}" "$k" "$payload" -- "${cmds[@]}" >"$out" 2>&1
+		"$here/run.sh" -t "$vm_timeout" -l "$log" "${envs[@]}" -e "MREMAP_EXPECT_PAIRING=$pairing" "$k" "$payload" -- "${cmds[@]}" >"$out" 2>&1
 		rc=$?
 		cat "$out"
 	fi
@@ -170,6 +177,7 @@ run_kernel() { # kernel required(0/1)
 		say "FAIL: $k: a setup command failed (see the console log $log)"
 		vm[$k]="FAIL (setup)"
 	fi
+	grep -q '^FAIL kernel-log' "$out" && vm[$k]="FAIL (kernel log)"
 	grep -q 'VM stopped without' "$out" && vm[$k]="FAIL (crashed)"
 	[[ $rc == 4 ]] && vm[$k]="FAIL (timeout)"
 	[[ $rc == 2 ]] && vm[$k]="FAIL (run.sh)"

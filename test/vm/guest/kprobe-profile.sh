@@ -2,7 +2,7 @@
 # Runs inside the VM (busybox sh, cwd /payload), from test/vm/suite.sh.
 #
 # Starts the collector with `probe: auto` and checks that it chose kprobe and
-# said why. While its probes are attached, makes the helper's calls from a
+# said why, and which pairing it chose (MREMAP_EXPECT_PAIRING, if set). While its probes are attached, makes the helper's calls from a
 # 64-bit and a 32-bit process, prints <tracefs>/kprobe_events and
 # kprobe_profile, and checks that our kretprobes are there: created through
 # tracefs with maxactive 4096 (r4096:<group>/<event>), named the way
@@ -53,6 +53,15 @@ echo "--- startup log, probe choice:"
 grep -E 'probe auto chose|"probe":' "$dir/collector.log" | head -5
 grep -q '"probe": "kprobe"' "$dir/collector.log" || fail 'probe: auto did not attach in kprobe mode'
 grep -q 'probe auto chose kprobe' "$dir/collector.log" || fail 'the startup log does not say why auto chose kprobe'
+# Where calls in flight are kept: test/vm/suite.sh expects the LRU hash on
+# PREEMPT_RT kernels, task storage elsewhere.
+if [ -n "${MREMAP_EXPECT_PAIRING:-}" ]; then
+	if grep -qF "pairing: $MREMAP_EXPECT_PAIRING" "$dir/collector.log"; then
+		echo "ok: the startup reason says pairing: $MREMAP_EXPECT_PAIRING"
+	else
+		fail "the startup reason does not say 'pairing: $MREMAP_EXPECT_PAIRING'"
+	fi
+fi
 
 "${MREMAP_HELPER:-/payload/mremap-helper}" >/dev/null || fail "the 64-bit helper failed"
 if [ -x /payload/ia32/mremap-helper ]; then
