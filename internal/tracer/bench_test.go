@@ -60,16 +60,26 @@ func BenchmarkDecodeEvent(b *testing.B) {
 // in place (flags 0), with nothing attached, with the tracer keeping only
 // aggregates, and with the tracer also submitting one ring buffer record per
 // call that a goroutine reads. Compare the ns/op of the sub-benchmarks; the
-// difference is what observation costs per call.
+// difference is what observation costs per call. The -lru sub-benchmarks
+// pair entry and exit in the LRU hash of PREEMPT_RT kernels; the others in
+// the kernel's own choice.
 func BenchmarkSyscallOverhead(b *testing.B) {
 	mremaptest.RequireBPF(b)
 
 	b.Run("no-probe", func(b *testing.B) {
 		benchMremapLoop(b)
 	})
+	for _, p := range []struct {
+		suffix  string
+		pairing pairing
+	}{{"", pairingAuto}, {"-lru", pairingLRU}} {
+		benchObserved(b, p.suffix, p.pairing)
+	}
+}
 
-	b.Run("metrics-only", func(b *testing.B) {
-		tr, err := New(Options{Probe: ProbeAuto})
+func benchObserved(b *testing.B, suffix string, pairing pairing) {
+	b.Run("metrics-only"+suffix, func(b *testing.B) {
+		tr, err := New(Options{Probe: ProbeAuto, pairing: pairing})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -91,8 +101,8 @@ func BenchmarkSyscallOverhead(b *testing.B) {
 		benchReportDrops(b, a)
 	})
 
-	b.Run("logs+metrics", func(b *testing.B) {
-		tr, err := New(Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 22})
+	b.Run("logs+metrics"+suffix, func(b *testing.B) {
+		tr, err := New(Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 22, pairing: pairing})
 		if err != nil {
 			b.Fatal(err)
 		}
