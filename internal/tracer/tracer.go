@@ -886,7 +886,7 @@ func (t *Tracer) Close() error {
 func closeMaps(m *bpf.MremapMaps) error {
 	var errs []error
 	for _, mp := range []*ebpf.Map{m.Calls, m.CgroupFilter, m.CommExclude, m.CommFilter, m.Drops, m.DurationHist,
-		m.Events, m.Inflight, m.PidFilter, m.Rate, m.Scratch, m.SizeHist} {
+		m.Events, m.Inflight, m.InflightLru, m.PidFilter, m.Rate, m.Scratch, m.SizeHist} {
 		if mp != nil {
 			errs = append(errs, mp.Close())
 		}

@@ -115,11 +115,13 @@ func TestCallsAndAggregates(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	helper := mremaptest.HelperPath(t)
 	for _, probe := range probesToTest(t) {
-		for _, pairing := range pairingsToTest() {
-			t.Run(string(probe)+"/"+pairingName(pairing), func(t *testing.T) {
-				testCallsAndAggregates(t, helper, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly(), pairing: pairing})
-			})
-		}
+		t.Run(string(probe), func(t *testing.T) {
+			for _, pairing := range pairingsToTest() {
+				t.Run(pairingName(pairing), func(t *testing.T) {
+					testCallsAndAggregates(t, helper, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly(), pairing: pairing})
+				})
+			}
+		})
 	}
 }
 
