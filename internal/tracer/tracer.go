@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -883,11 +884,13 @@ func (t *Tracer) Close() error {
 	return errors.Join(errs...)
 }
 
+// closeMaps closes every map of m (each field bpf2go generated), going on
+// past errors.
 func closeMaps(m *bpf.MremapMaps) error {
 	var errs []error
-	for _, mp := range []*ebpf.Map{m.Calls, m.CgroupFilter, m.CommExclude, m.CommFilter, m.Drops, m.DurationHist,
-		m.Events, m.Inflight, m.InflightLru, m.PidFilter, m.Rate, m.Scratch, m.SizeHist} {
-		if mp != nil {
+	v := reflect.ValueOf(m).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		if mp, ok := v.Field(i).Interface().(*ebpf.Map); ok && mp != nil {
 			errs = append(errs, mp.Close())
 		}
 	}
