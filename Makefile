@@ -9,11 +9,12 @@ OCB_VERSION := v0.161.0
 OCB := .tools/builder
 BIN := bin/otelcol-mremap
 HELPER := bin/mremap-helper
+HELPER32 := bin/mremap-helper32
 CLANG ?= clang-19
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all build run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet fuzz soak
+.PHONY: all build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet fuzz soak
 
 all: build
 
@@ -21,7 +22,7 @@ $(OCB):
 	GOBIN=$(CURDIR)/.tools $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
 
 ## build: the collector distribution, bin/otelcol-mremap (ocb, builder-config.yaml)
-build: $(BIN) $(HELPER)
+build: $(BIN) $(HELPER) helper32
 
 $(BIN): $(OCB) $(GO_SOURCES)
 	mkdir -p build bin
@@ -31,6 +32,21 @@ $(BIN): $(OCB) $(GO_SOURCES)
 ## helper: the program that makes known mremap calls for the tests
 $(HELPER): $(GO_SOURCES)
 	CGO_ENABLED=0 $(GO) build -o $(HELPER) ./cmd/mremap-helper
+
+## helper32: the 32-bit C helper, whose glibc mremap() enters the kernel through the
+## vDSO, built with gcc -m32 -static when gcc can (gcc-multilib); otherwise a note,
+## and the tests that run it skip
+helper32:
+	@mkdir -p build; \
+	if echo 'int main(void) { return 0; }' | gcc -m32 -static -x c -o build/gcc-m32-probe - >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(HELPER32); \
+	else \
+		echo "note: gcc -m32 -static cannot build 32-bit programs here (apt-get install gcc-multilib): $(HELPER32) not built, TestIa32GlibcCaller skips"; \
+	fi
+
+$(HELPER32): cmd/mremap-helper32/main.c
+	mkdir -p bin
+	gcc -m32 -static -O2 -Wall -Wextra -Werror -o $@ $<
 
 ## run: build and run the collector with config/collector.yaml (needs root)
 run: build
@@ -47,7 +63,8 @@ vet:
 ## -p 1: packages run one at a time, since they all watch the helper's comm.
 ## The soak test runs only in `make soak`.
 test-kernel: build
-	SOAK_DURATION= MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) $(GO) test -p 1 -count=1 ./...
+	SOAK_DURATION= MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) \
+		env $$(test -x $(HELPER32) && echo MREMAP_HELPER_GCC32=$(CURDIR)/$(HELPER32)) $(GO) test -p 1 -count=1 ./...
 
 ## test-unit: the tests that need neither root nor a kernel (-short skips the others)
 test-unit:

@@ -2,6 +2,7 @@ package mremaptest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -173,12 +174,106 @@ func RunLoop(t testing.TB, path string, pairs int, d time.Duration) Loop {
 }
 
 // Helper386Path returns a 32-bit (GOARCH=386) build of the helper, a real
-// 32-bit caller that enters mremap through the kernel's ia32 entry:
-// $MREMAP_HELPER_386 if set (the kernel VM suite ships one), else one built
-// for the test in its temporary directory, removed after it. It skips the
-// test where the kernel runs no 32-bit x86 programs: not x86-64, no ia32
-// emulation, or emulation turned off (exec fails with ENOEXEC).
+// 32-bit caller that enters mremap through the kernel's ia32 entry with
+// int $0x80: $MREMAP_HELPER_386 if set (the kernel VM suite ships one), else
+// one built for the test in its temporary directory, removed after it. It
+// skips the test where the kernel runs no 32-bit x86 programs: not x86-64,
+// no ia32 emulation, or emulation turned off (exec fails with ENOEXEC).
 func Helper386Path(t testing.TB) string {
+	t.Helper()
+	requireIa32(t)
+	path := os.Getenv("MREMAP_HELPER_386")
+	if path == "" {
+		path = filepath.Join(t.TempDir(), Comm)
+		cmd := exec.Command("go", "build", "-o", path, "github.com/otelcol-mremap/otelcol-mremap/cmd/mremap-helper")
+		cmd.Dir = ModuleRoot()
+		cmd.Env = append(os.Environ(), "GOARCH=386", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build the 32-bit mremap-helper: %v\n%s", err, out)
+		}
+	}
+	require32BitExec(t, path)
+	return path
+}
+
+// CommGlibc32 is the comm cmd/mremap-helper32 gives itself.
+const CommGlibc32 = "mremap-c32"
+
+// ExpectedGlibc32 names the calls cmd/mremap-helper32 makes, in order; their
+// expectations are those of Expected.
+var ExpectedGlibc32 = []string{"shrink", "grow_in_place", "maymove", "fixed", "einval_unaligned", "efault_unmapped"}
+
+// HelperGlibc32Path returns cmd/mremap-helper32, a 32-bit C program built
+// with gcc -m32 -static, whose mremap() calls go through glibc and the
+// vDSO's __kernel_vsyscall (the fast compat entry, sysenter or syscall):
+// $MREMAP_HELPER_GCC32 if set (make test-kernel passes bin/mremap-helper32,
+// the kernel VM suite its own copy), else one built for the test in its
+// temporary directory. It skips the test where the kernel runs no 32-bit
+// programs, or where gcc cannot build static 32-bit programs (no
+// gcc-multilib).
+func HelperGlibc32Path(t testing.TB) string {
+	t.Helper()
+	requireIa32(t)
+	path := os.Getenv("MREMAP_HELPER_GCC32")
+	if path == "" {
+		dir := t.TempDir()
+		probe := exec.Command("gcc", "-m32", "-static", "-x", "c", "-o", filepath.Join(dir, "probe"), "-")
+		probe.Stdin = strings.NewReader("int main(void) { return 0; }\n")
+		if out, err := probe.CombinedOutput(); err != nil {
+			t.Skipf("gcc -m32 -static cannot build a 32-bit program here (install the Debian package gcc-multilib, as .ci/run does): %v\n%s", err, out)
+		}
+		path = filepath.Join(dir, "mremap-helper32")
+		cmd := exec.Command("gcc", "-m32", "-static", "-O2", "-Wall", "-Wextra", "-Werror", "-o", path, "cmd/mremap-helper32/main.c")
+		cmd.Dir = ModuleRoot()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("build cmd/mremap-helper32: %v\n%s", err, out)
+		}
+	}
+	require32BitExec(t, path)
+	return path
+}
+
+// RunHelperGlibc32 runs cmd/mremap-helper32 with arguments and returns its
+// calls, after checking that each is the call ExpectedGlibc32 names and
+// ended as Expected says (the errno it printed, the mapping it saw).
+func RunHelperGlibc32(t testing.TB, path string, args ...string) []Made {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s: %v\n%s%s", path, err, stdout.String(), stderr.String())
+	}
+	var made []Made
+	for _, line := range bytes.Split(bytes.TrimSpace(stdout.Bytes()), []byte("\n")) {
+		var m struct {
+			Made
+			Errno string `json:"errno"`
+		}
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("parse %s output %q: %v", path, line, err)
+		}
+		i := len(made)
+		if i >= len(ExpectedGlibc32) || m.Name != ExpectedGlibc32[i] {
+			t.Fatalf("%s: call %d is %q, want the calls %v", path, i, m.Name, ExpectedGlibc32)
+		}
+		e := ExpectationOf(t, m.Name)
+		if want := strings.TrimPrefix(e.Result, "ok"); m.Errno != want || (want == "") != (m.Return >= 0) {
+			t.Fatalf("%s: call %s returned %d, errno %q; want %s", path, m.Name, m.Return, m.Errno, e.Result)
+		}
+		if want := expectedMapping(e, "", ""); fmt.Sprint(m.Maps) != fmt.Sprint(want) {
+			t.Fatalf("%s: call %s: /proc/self/maps showed %v at 0x%x, want %v", path, m.Name, m.Maps, m.OldAddress, want)
+		}
+		made = append(made, m.Made)
+	}
+	if len(made) != len(ExpectedGlibc32) {
+		t.Fatalf("%s made %d calls, want %d (%v)", path, len(made), len(ExpectedGlibc32), ExpectedGlibc32)
+	}
+	return made
+}
+
+// requireIa32 skips the test unless the kernel is x86-64 with ia32 emulation.
+func requireIa32(t testing.TB) {
 	t.Helper()
 	if runtime.GOARCH != "amd64" {
 		t.Skipf("32-bit x86 callers exist only on x86-64, not %s", runtime.GOARCH)
@@ -190,20 +285,14 @@ func Helper386Path(t testing.TB) string {
 	if !bytes.Contains(kallsyms, []byte(" __ia32_sys_mremap\n")) {
 		t.Skip("this kernel has no ia32 emulation (no __ia32_sys_mremap): it runs no 32-bit programs")
 	}
-	path := os.Getenv("MREMAP_HELPER_386")
-	if path == "" {
-		path = filepath.Join(t.TempDir(), Comm)
-		cmd := exec.Command("go", "build", "-o", path, "github.com/otelcol-mremap/otelcol-mremap/cmd/mremap-helper")
-		cmd.Dir = ModuleRoot()
-		cmd.Env = append(os.Environ(), "GOARCH=386", "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build the 32-bit mremap-helper: %v\n%s", err, out)
-		}
-	}
-	// ia32_emulation=0 (or CONFIG_IA32_EMULATION_DEFAULT_DISABLED) keeps
-	// __ia32_sys_mremap but refuses to exec 32-bit programs.
+}
+
+// require32BitExec skips the test if the kernel refuses to run the 32-bit
+// program at path: ia32_emulation=0 (or CONFIG_IA32_EMULATION_DEFAULT_DISABLED)
+// keeps __ia32_sys_mremap but makes exec fail with ENOEXEC.
+func require32BitExec(t testing.TB, path string) {
+	t.Helper()
 	if err := exec.Command(path, "-h").Run(); errors.Is(err, syscall.ENOEXEC) {
 		t.Skipf("this kernel does not run 32-bit programs (exec %s: %v): ia32 emulation is off (ia32_emulation=0 or CONFIG_IA32_EMULATION_DEFAULT_DISABLED)", path, err)
 	}
-	return path
 }

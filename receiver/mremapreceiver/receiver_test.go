@@ -129,6 +129,47 @@ func TestIa32Caller(t *testing.T) {
 	}
 }
 
+// A 32-bit C program built with gcc -m32 -static (cmd/mremap-helper32),
+// whose glibc mremap() enters the kernel through the vDSO's
+// __kernel_vsyscall (sysenter/syscall) rather than int $0x80 as the Go 386
+// helper does, is seen in every probe mode, every field checked: arguments,
+// result and errno, resize, move, probe, the anonymous rw-p mapping with an
+// empty path (none for EFAULT), and the process, named by its comm.
+func TestIa32GlibcCaller(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperGlibc32Path(t)
+	exe, err := filepath.EvalSymlinks(helper)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, probe := range mremaptest.Probes(t) {
+		t.Run(probe, func(t *testing.T) {
+			f := NewFactory()
+			cfg := f.CreateDefaultConfig().(*Config)
+			cfg.Probe = probe
+			cfg.Filter.Comms = []string{mremaptest.CommGlibc32}
+			logs := new(consumertest.LogsSink)
+			lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
+				t.Fatal(err)
+			}
+			defer lr.Shutdown(context.Background())
+
+			run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Comm: mremaptest.CommGlibc32, Start: time.Now()}
+			run.Made = mremaptest.RunHelperGlibc32(t, helper, "-linger", "2s")
+			run.End = time.Now()
+			for _, p := range mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
+				return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
+			}) {
+				t.Error(p)
+			}
+		})
+	}
+}
+
 // A helper in a cgroup named as docker names a container's gets that
 // container's id as container.id.
 func TestContainerID(t *testing.T) {

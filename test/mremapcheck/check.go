@@ -35,6 +35,8 @@ type Run struct {
 	ContainerID string
 	// Start and End bound the helper's run in wall-clock time.
 	Start, End time.Time
+	// Comm is the helper's process.executable.name; "" for mremaptest.Comm.
+	Comm string
 }
 
 // errnoText is the C library's message for the errors the helper causes,
@@ -110,10 +112,14 @@ func Logs(ld plog.Logs, run Run) []string {
 
 func checkResource(p *problems, a pcommon.Map, run Run, host string) {
 	m := run.Made[0]
+	comm := run.Comm
+	if comm == "" {
+		comm = mremaptest.Comm
+	}
 	want := map[string]any{
 		"host.name":               host,
 		"process.pid":             int64(m.PID),
-		"process.executable.name": mremaptest.Comm,
+		"process.executable.name": comm,
 		"process.parent_pid":      int64(run.PPID),
 		"process.user.id":         int64(os.Getuid()),
 	}

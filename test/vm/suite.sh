@@ -11,7 +11,11 @@
 #    testdata/, which its tests read from their working directory) and
 #    ./test/e2e, all with CGO_ENABLED=0; bin/otelcol-mremap and
 #    bin/mremap-helper (`make build`; both must be static, as the VM has no
-#    libc); a GOARCH=386 helper for the ia32 entry; test/vm/guest/*.sh.
+#    libc); a GOARCH=386 helper for the ia32 entry (int $0x80);
+#    bin/mremap-helper32, the gcc -m32 -static C helper whose glibc mremap()
+#    enters through the vDSO (`make build` skips it, with a note, without
+#    gcc-multilib; the suite then says so and does not run its test);
+#    test/vm/guest/*.sh.
 # 2. Boots each kernel with test/vm/run.sh and runs, as one labelled command
 #    each, with MREMAP_REQUIRE_PROBES=1 (kprobe subtests fail, not skip,
 #    without kprobes), MREMAP_HELPER and OTELCOL_MREMAP set:
@@ -19,7 +23,8 @@
 #      mremapreceiver  ./receiver/mremapreceiver tests
 #      e2e             ./test/e2e tests (TestCollectorAutoSaysWhich: auto picks kprobe)
 #      ia32            the kprobe and tracepoint subtests again with the 32-bit
-#                      helper (guest/ia32.sh)
+#                      Go helper, and TestIa32GlibcCaller with the gcc -m32
+#                      one (guest/ia32.sh)
 #      kprobe-profile  the collector with probe: auto must choose kprobe, and
 #                      say its pairing (MREMAP_EXPECT_PAIRING: "LRU hash
 #                      (PREEMPT_RT kernel)" on *-rt-* kernels, else "task
@@ -78,6 +83,11 @@ build_test ./receiver/mremapreceiver "$payload/mremapreceiver/receiver.test"
 build_test ./test/e2e "$payload/e2e.test"
 GOARCH=386 "$GO" build -ldflags='-s -w' -o "$payload/ia32/mremap-helper" ./cmd/mremap-helper ||
 	die "GOARCH=386 go build ./cmd/mremap-helper failed"
+if [[ -x bin/mremap-helper32 ]]; then
+	cp bin/mremap-helper32 "$payload/ia32/mremap-helper32"
+else
+	say "note: no bin/mremap-helper32 (gcc -m32 needs gcc-multilib): the glibc 32-bit caller is not tested"
+fi
 cp receiver/mremapreceiver/metadata.yaml "$payload/mremapreceiver/"
 if [[ -d receiver/mremapreceiver/testdata ]]; then
 	cp -a receiver/mremapreceiver/testdata "$payload/mremapreceiver/"
@@ -114,6 +124,9 @@ cmds=(
 )
 envs=(-e MREMAP_REQUIRE_PROBES=1 -e MREMAP_HELPER=/payload/mremap-helper -e MREMAP_HELPER_386=/payload/ia32/mremap-helper
 	-e OTELCOL_MREMAP=/payload/otelcol-mremap -e GOTRACEBACK=all)
+if [[ -x $payload/ia32/mremap-helper32 ]]; then
+	envs+=(-e MREMAP_HELPER_GCC32=/payload/ia32/mremap-helper32)
+fi
 
 logdir=$cache/logs/suite-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$logdir"

@@ -6,8 +6,10 @@
 # arguments in the i386 convention; in tracepoint mode the syscalls
 # tracepoints skip compat syscalls, so the raw_syscalls raw tracepoints
 # catch them. Rerun the kprobe and the tracepoint subtests with a GOARCH=386
-# build of the helper, so every field of its calls is checked as for the
-# 64-bit one.
+# build of the helper (int $0x80), so every field of its calls is checked as
+# for the 64-bit one; then TestIa32GlibcCaller with the gcc -m32 -static C
+# helper, whose glibc mremap() enters through the vDSO's __kernel_vsyscall
+# (the fast compat entry), in both modes too.
 set -u
 export MREMAP_HELPER=/payload/ia32/mremap-helper
 timeout=${GO_TEST_TIMEOUT:-10m}
@@ -34,4 +36,11 @@ file=$(head -c 5 "$MREMAP_HELPER" | od -An -tx1 | tr -d ' \n')
 run /payload tracer.test TestCallsAndAggregates
 run /payload/mremapreceiver receiver.test TestReceiverLogsAndMetrics
 run /payload e2e.test TestCollectorFileExporter
+if [ -x "${MREMAP_HELPER_GCC32:-}" ]; then
+	file=$(head -c 5 "$MREMAP_HELPER_GCC32" | od -An -tx1 | tr -d ' \n')
+	[ "$file" = 7f454c4601 ] || { echo "FAIL: $MREMAP_HELPER_GCC32 is not a 32-bit ELF ($file)"; exit 1; }
+	run /payload/mremapreceiver receiver.test TestIa32GlibcCaller
+else
+	echo "note: no gcc -m32 helper in the payload (gcc-multilib missing on the host): TestIa32GlibcCaller not run"
+fi
 exit $bad
