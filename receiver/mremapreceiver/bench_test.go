@@ -81,6 +81,49 @@ func BenchmarkToLogs(b *testing.B) {
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/records, "B/record")
 }
 
+// BenchmarkToLogsLoadGenerator converts a batch of 1024 calls shaped as
+// make bench's load generator makes them with the default configuration:
+// one process shrinking and growing an anonymous mapping in place (flags
+// 0, success), the mapping looked up (vma_lookup), 16 attributes a record.
+func BenchmarkToLogsLoadGenerator(b *testing.B) {
+	const page = 4096
+	base := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	calls := make([]observedCall, maxBatch)
+	for i := range calls {
+		c := mremap.Call{
+			Enter:      base.Add(time.Duration(i) * time.Microsecond),
+			Exit:       base.Add(time.Duration(i)*time.Microsecond + time.Microsecond),
+			Duration:   time.Microsecond,
+			Process:    mremap.Process{PID: 4242, PPID: 1, UID: 0, Comm: "mremap-helper", StartTime: 123456789},
+			TID:        4242,
+			OldAddress: 0x7f3a2c000000,
+			OldSize:    2 * page,
+			NewSize:    page,
+			Return:     0x7f3a2c000000,
+			VMA:        mremap.VMA{Found: true, Permissions: "rw-p"},
+		}
+		if i%2 == 1 {
+			c.OldSize, c.NewSize = page, 2*page
+		}
+		calls[i] = observedCall{Call: c, proc: processInfo{exePath: "/work/bin/mremap-helper"}, observed: time.Now()}
+	}
+	c := newLogConverter(createDefaultConfig(), "bench-host", string(tracer.ProbeTracepoint))
+	b.ReportAllocs()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for b.Loop() {
+		ld := c.toLogs(calls)
+		if ld.LogRecordCount() != len(calls) {
+			b.Fatalf("%d log records, want %d", ld.LogRecordCount(), len(calls))
+		}
+	}
+	runtime.ReadMemStats(&after)
+	records := float64(b.N * len(calls))
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/records, "ns/record")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/records, "allocs/record")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/records, "B/record")
+}
+
 // benchAggregates has 25 process names, each with 8 call outcomes (200
 // call keys), a grow and a shrink size histogram each, and one duration
 // histogram per move kind and result.
