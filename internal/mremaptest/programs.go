@@ -225,10 +225,12 @@ func (o Objects) Names() map[string]bool {
 }
 
 // ObjectsLeft is ObjectsSince after the kernel had time to free what was
-// released: it frees programs and maps after an RCU grace period.
+// released: it frees programs and maps after an RCU grace period, from a
+// workqueue, which on a busy machine can take seconds; up to 15 s is
+// waited.
 func ObjectsLeft(since IDs, names map[string]bool) Objects {
 	left := ObjectsSince(since, names)
-	for i := 0; i < 20 && !left.Empty(); i++ {
+	for i := 0; i < 150 && !left.Empty(); i++ {
 		time.Sleep(100 * time.Millisecond)
 		left = ObjectsSince(since, names)
 	}
