@@ -675,6 +675,17 @@ int kprobe_enter(struct pt_regs *ctx)
 			PT_REGS_PARM5_CORE_SYSCALL(regs));
 }
 
+#if defined(__TARGET_ARCH_x86)
+// on_enter_ia32 is on_enter for a 32-bit task's saved registers, which hold
+// the arguments in the i386 convention (bx, cx, dx, si, di).
+static __always_inline int on_enter_ia32(struct pt_regs *regs)
+{
+	return on_enter((__u32)BPF_CORE_READ(regs, bx), (__u32)BPF_CORE_READ(regs, cx),
+			(__u32)BPF_CORE_READ(regs, dx), (__u32)BPF_CORE_READ(regs, si),
+			(__u32)BPF_CORE_READ(regs, di));
+}
+#endif
+
 // 32-bit tasks on x86-64 enter through __ia32_sys_mremap, whose saved
 // registers hold the arguments in the i386 convention (bx, cx, dx, si, di).
 // On other architectures this program is never attached.
@@ -683,9 +694,7 @@ int kprobe_enter_ia32(struct pt_regs *ctx)
 {
 #if defined(__TARGET_ARCH_x86)
 	struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
-	return on_enter((__u32)BPF_CORE_READ(regs, bx), (__u32)BPF_CORE_READ(regs, cx),
-			(__u32)BPF_CORE_READ(regs, dx), (__u32)BPF_CORE_READ(regs, si),
-			(__u32)BPF_CORE_READ(regs, di));
+	return on_enter_ia32(regs);
 #else
 	return 0;
 #endif
@@ -724,9 +733,7 @@ int ia32_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	if (ctx->args[1] != IA32_NR_MREMAP || !in_ia32_syscall())
 		return 0;
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	return on_enter((__u32)BPF_CORE_READ(regs, bx), (__u32)BPF_CORE_READ(regs, cx),
-			(__u32)BPF_CORE_READ(regs, dx), (__u32)BPF_CORE_READ(regs, si),
-			(__u32)BPF_CORE_READ(regs, di));
+	return on_enter_ia32(regs);
 #else
 	return 0;
 #endif
