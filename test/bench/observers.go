@@ -286,16 +286,7 @@ func (b *bench) startBpftrace(name, script string) (*observer, error) {
 		}
 		o.done <- o.cmd.Wait()
 	}()
-	select {
-	case <-ready:
-		return o, nil
-	case err := <-o.done:
-		o.done <- err
-		return nil, fmt.Errorf("bpftrace exited before attaching: %v\n%s", err, o.tail)
-	case <-time.After(60 * time.Second):
-		_ = o.cmd.Process.Kill()
-		return nil, fmt.Errorf("bpftrace did not attach within 60 s\n%s", o.tail)
-	}
+	return o.await(ready, "bpftrace exited before attaching", "bpftrace did not attach within 60 s")
 }
 
 // tracerCommand runs a tracer (bpftrace, the collector), under taskset when
@@ -344,6 +335,9 @@ func (b *bench) validate(receiverExtra string) error {
 }
 
 // debugLogs matches the debug exporter's line for a batch of log records.
+// startupReason matches the reason in the receiver's "mremap probes attached" line.
+var startupReason = regexp.MustCompile(`"reason": "([^"]*)"`)
+
 var debugLogs = regexp.MustCompile(`"otelcol.signal": "logs".*"log records": (\d+)`)
 
 func (b *bench) startCollector(name string, logs bool, receiverExtra string, env []string) (*observer, error) {
@@ -378,7 +372,7 @@ func (b *bench) startCollector(name string, logs bool, receiverExtra string, env
 			} else if line != "" {
 				o.tail.Write([]byte(line))
 				if strings.Contains(line, "mremap probes attached") && b.probe == "" {
-					if m := regexp.MustCompile(`"reason": "([^"]*)"`).FindStringSubmatch(line); m != nil {
+					if m := startupReason.FindStringSubmatch(line); m != nil {
 						b.probe = m[1]
 					}
 				}
@@ -392,15 +386,22 @@ func (b *bench) startCollector(name string, logs bool, receiverExtra string, env
 		}
 		o.done <- o.cmd.Wait()
 	}()
+	return o.await(ready, "the collector exited before it was ready", "the collector was not ready within 60 s")
+}
+
+// await waits up to 60 s for ready to close: the observer is attached. If
+// its process exits first, or the time runs out (then it is killed), the
+// error says which, with the output's tail.
+func (o *observer) await(ready <-chan struct{}, exited, timedOut string) (*observer, error) {
 	select {
 	case <-ready:
 		return o, nil
 	case err := <-o.done:
 		o.done <- err
-		return nil, fmt.Errorf("the collector exited before it was ready: %v\n%s", err, o.tail)
+		return nil, fmt.Errorf("%s: %v\n%s", exited, err, o.tail)
 	case <-time.After(60 * time.Second):
 		_ = o.cmd.Process.Kill()
-		return nil, fmt.Errorf("the collector was not ready within 60 s\n%s", o.tail)
+		return nil, fmt.Errorf("%s\n%s", timedOut, o.tail)
 	}
 }
 
