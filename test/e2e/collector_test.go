@@ -52,8 +52,16 @@ func startCollector(t *testing.T, bin, config string) *collector {
 // and waits until it is ready.
 func runCollector(t *testing.T, dir string, env []string, bin string, args ...string) *collector {
 	t.Helper()
-	c := &collector{cmd: exec.Command(bin, args...), stderr: &lockedBuffer{}, dir: dir}
-	c.cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return runCommand(t, dir, cmd)
+}
+
+// runCommand starts cmd, a collector whose files are in dir, and waits until
+// it is ready; the collector is killed when the test ends.
+func runCommand(t *testing.T, dir string, cmd *exec.Cmd) *collector {
+	t.Helper()
+	c := &collector{cmd: cmd, stderr: &lockedBuffer{}, dir: dir}
 	c.cmd.Stderr = c.stderr
 	c.cmd.Stdout = c.stderr
 	if err := c.cmd.Start(); err != nil {

@@ -158,29 +158,7 @@ service:
 				return
 			}
 
-			c := &collector{cmd: setprivCommand(t, tt.caps, bin, "--config", cfg), stderr: &lockedBuffer{}, dir: dir}
-			c.cmd.Stdout, c.cmd.Stderr = c.stderr, c.stderr
-			if err := c.cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() {
-				if c.cmd.ProcessState == nil {
-					c.cmd.Process.Kill()
-					c.cmd.Wait()
-				}
-				if t.Failed() {
-					t.Logf("collector output:\n%s", c.stderr.String())
-				}
-			})
-			if mremapcheck.Eventually(60*time.Second, 50*time.Millisecond, func() []string {
-				if c.exited() || strings.Contains(c.stderr.String(), "Everything is ready") {
-					return nil
-				}
-				return []string{"not ready"}
-			}) != nil || c.exited() {
-				t.Fatalf("the collector did not start with %v", tt.caps)
-			}
-			c.ready = time.Now()
+			c := runCommand(t, dir, setprivCommand(t, tt.caps, bin, "--config", cfg))
 			if !strings.Contains(c.stderr.String(), `"probe": "tracepoint"`) {
 				t.Error("the startup log does not say tracepoint mode")
 			}
