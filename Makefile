@@ -14,7 +14,7 @@ CLANG ?= clang-19
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet fuzz soak
+.PHONY: all deps build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet fuzz soak
 
 all: build
 
@@ -52,8 +52,12 @@ $(HELPER32): cmd/mremap-helper32/main.c
 run: build
 	$(BIN) --config config/collector.yaml
 
+## deps: install what the tests need and this machine lacks (Debian packages; says what it installs)
+deps:
+	@test/deps.sh
+
 ## test: every test: vet, unit and real-kernel tests, the built collector end to end, the kernel VM suite
-test: vet test-kernel test-vm
+test: deps vet test-kernel test-vm
 
 vet:
 	@test -z "$$(gofmt -l bpf cmd internal receiver test)" || { gofmt -l bpf cmd internal receiver test; echo "gofmt needed"; exit 1; }
