@@ -11,10 +11,17 @@ BIN := bin/otelcol-mremap
 HELPER := bin/mremap-helper
 HELPER32 := bin/mremap-helper32
 CLANG ?= clang-19
+CLANG_FORMAT ?= clang-format-19
+# golangci-lint, pinned in its own module (tools/lint/go.mod) so that its
+# dependencies do not move mdatagen's; built once through the Go module proxy
+# and cached by go tool.
+GOLANGCI_LINT := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
+# The C sources clang-format checks (.clang-format): vmlinux.h is generated.
+C_SOURCES := $(filter-out bpf/vmlinux.h,$(wildcard bpf/*.c bpf/*.h)) cmd/mremap-helper32/main.c
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all deps build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet fuzz soak
+.PHONY: all deps build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet lint fuzz soak
 
 all: build
 
@@ -56,12 +63,28 @@ run: build
 deps:
 	@test/deps.sh
 
-## test: every test: vet, unit and real-kernel tests, the built collector end to end, the kernel VM suite
-test: deps vet test-kernel test-vm
+## test: every test: vet, lint, unit and real-kernel tests, the built collector end to end, the kernel VM suite
+test: deps vet lint test-kernel test-vm
 
 vet:
 	@test -z "$$(gofmt -l bpf cmd internal receiver test)" || { gofmt -l bpf cmd internal receiver test; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+
+## lint: golangci-lint (.golangci.yml: govet, staticcheck, errorlint, misspell, unused, gofmt)
+## on every package, and clang-format-19 (.clang-format) on the C sources, checking only;
+## both run, then it fails if either found something
+lint:
+	@status=0; \
+	echo "$(GOLANGCI_LINT) run ./..."; \
+	$(GOLANGCI_LINT) run ./... || status=1; \
+	echo "$(CLANG_FORMAT) --dry-run --Werror $(C_SOURCES)"; \
+	$(CLANG_FORMAT) --dry-run --Werror --style=file $(C_SOURCES) || { echo "lint: clang-format would change the C sources above (make fmt rewrites them)"; status=1; }; \
+	exit $$status
+
+## fmt: rewrite the Go sources with gofmt and the C sources with clang-format-19
+fmt:
+	gofmt -w bpf cmd internal receiver test
+	$(CLANG_FORMAT) -i --style=file $(C_SOURCES)
 
 ## test-kernel: unit tests, real-kernel tests on this host, and the collector end to end.
 ## -p 1: packages run one at a time, since they all watch the helper's comm.

@@ -25,6 +25,7 @@ table=(
 	"openssl openssl the TLS tests make a CA and certificates"
 	"chromium chromium the dashboards are drawn in a headless browser"
 	"strace strace the bodies are compared with strace's"
+	"clang-format-19 clang-format-19 make lint checks the C sources' formatting"
 )
 
 missing_pkgs=()

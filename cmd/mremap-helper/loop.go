@@ -50,7 +50,7 @@ func loop(o loopOptions) error {
 	call := func(oldSize, newSize uintptr) error {
 		r, _, errno := unix.Syscall6(unix.SYS_MREMAP, addr, oldSize, newSize, 0, 0, 0)
 		if errno != 0 || r != addr {
-			return fmt.Errorf("mremap(%#x, %d, %d, 0) = %#x, %v", addr, oldSize, newSize, r, errno)
+			return fmt.Errorf("mremap(%#x, %d, %d, 0) = %#x, %w", addr, oldSize, newSize, r, errno)
 		}
 		return nil
 	}

@@ -58,7 +58,8 @@ static int mapping_at(uintptr_t addr, struct mapping *m)
 	memset(m, 0, sizeof(*m));
 	if (fd < 0)
 		return -1;
-	while (n < sizeof(maps_buf) - 1 && (r = read(fd, maps_buf + n, sizeof(maps_buf) - 1 - n)) > 0)
+	while (n < sizeof(maps_buf) - 1 &&
+	       (r = read(fd, maps_buf + n, sizeof(maps_buf) - 1 - n)) > 0)
 		n += r;
 	close(fd);
 	if (r < 0 || n == sizeof(maps_buf) - 1)
@@ -74,7 +75,8 @@ static int mapping_at(uintptr_t addr, struct mapping *m)
 		else
 			next = line + strlen(line);
 		/* start-end perms offset dev inode<spaces>path */
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, m->perms, &off) != 3 || off == 0)
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, m->perms, &off) != 3 ||
+		    off == 0)
 			continue;
 		if (addr < lo || addr >= hi)
 			continue;
@@ -133,7 +135,8 @@ static uintptr_t call(const char *name, uintptr_t addr, size_t old_size, size_t 
 
 	if (!maps) {
 		if (mapping_at(addr, &now) != 0) {
-			fprintf(stderr, "mremap-helper32: read /proc/self/maps: %s\n", strerror(errno));
+			fprintf(stderr, "mremap-helper32: read /proc/self/maps: %s\n",
+				strerror(errno));
 			exit(1);
 		}
 		maps = &now;
@@ -147,9 +150,11 @@ static uintptr_t call(const char *name, uintptr_t addr, size_t old_size, size_t 
 	last_err = err;
 	ret = err ? -(int64_t)err : (int64_t)(uintptr_t)r;
 
-	printf("{\"name\":\"%s\",\"pid\":%d,\"tid\":%d,\"old_address\":%" PRIuPTR ",\"old_size\":%zu,"
-	       "\"new_size\":%zu,\"flags\":%d,\"new_address\":%" PRIuPTR ",\"return\":%" PRId64 ",\"errno\":\"%s\"",
-	       name, getpid(), gettid(), addr, old_size, new_size, flags, new_addr, ret, errno_name(err));
+	printf("{\"name\":\"%s\",\"pid\":%d,\"tid\":%d,"
+	       "\"old_address\":%" PRIuPTR ",\"old_size\":%zu,\"new_size\":%zu,\"flags\":%d,"
+	       "\"new_address\":%" PRIuPTR ",\"return\":%" PRId64 ",\"errno\":\"%s\"",
+	       name, getpid(), gettid(), addr, old_size, new_size, flags, new_addr, ret,
+	       errno_name(err));
 	if (maps->found) {
 		printf(",\"maps\":{\"permissions\":");
 		json_string(maps->perms);
@@ -163,7 +168,8 @@ static uintptr_t call(const char *name, uintptr_t addr, size_t old_size, size_t 
 
 static uintptr_t map_anon(size_t pages)
 {
-	void *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
 
 	if (p == MAP_FAILED) {
 		fprintf(stderr, "mremap-helper32: mmap %zu pages: %s\n", pages, strerror(errno));
@@ -193,19 +199,24 @@ int main(int argc, char **argv)
 		if (strcmp(argv[i], "-linger") == 0 && i + 1 < argc) {
 			linger = strtod(argv[++i], &end);
 			if (end == argv[i] || (*end && strcmp(end, "s") != 0) || linger < 0) {
-				fprintf(stderr, "mremap-helper32: -linger %s: want seconds, as 2 or 2s\n", argv[i]);
+				fprintf(stderr,
+					"mremap-helper32: -linger %s: want seconds, as 2 or 2s\n",
+					argv[i]);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "-help") == 0) {
 			printf("usage: %s [-linger SECONDS[s]]\n", argv[0]);
 			return 0;
 		} else {
-			fprintf(stderr, "mremap-helper32: unknown argument %s\nusage: %s [-linger SECONDS[s]]\n", argv[i], argv[0]);
+			fprintf(stderr,
+				"mremap-helper32: unknown argument %s\nusage: %s [-linger SECONDS[s]]\n",
+				argv[i], argv[0]);
 			return 2;
 		}
 	}
 	if (prctl(PR_SET_NAME, COMM, 0, 0, 0) != 0) {
-		fprintf(stderr, "mremap-helper32: prctl PR_SET_NAME %s: %s\n", COMM, strerror(errno));
+		fprintf(stderr, "mremap-helper32: prctl PR_SET_NAME %s: %s\n", COMM,
+			strerror(errno));
 		return 1;
 	}
 	/* Lines reach a pipe whole, in order, when the program exits. */

@@ -277,7 +277,7 @@ func (b *bench) startBpftrace(name, script string) (*observer, error) {
 					o.tail.Write(line)
 				}
 			}
-			if err == bufio.ErrBufferFull {
+			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
 			}
 			if err != nil {
@@ -398,7 +398,7 @@ func (o *observer) await(ready <-chan struct{}, exited, timedOut string) (*obser
 		return o, nil
 	case err := <-o.done:
 		o.done <- err
-		return nil, fmt.Errorf("%s: %v\n%s", exited, err, o.tail)
+		return nil, fmt.Errorf("%s: %w\n%s", exited, err, o.tail)
 	case <-time.After(60 * time.Second):
 		_ = o.cmd.Process.Kill()
 		return nil, fmt.Errorf("%s\n%s", timedOut, o.tail)
@@ -510,9 +510,7 @@ type tailBuffer struct {
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		t.lines = append(t.lines, l)
-	}
+	t.lines = append(t.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
 	if len(t.lines) > 40 {
 		t.lines = t.lines[len(t.lines)-40:]
 	}
