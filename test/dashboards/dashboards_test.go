@@ -148,7 +148,7 @@ type panel struct {
 	want     wantSeries
 }
 
-// panels are the panels issue 6 and the README promise, by title.
+// panels are the panels issue 6 and docs/deployment.md promise, by title.
 func panels() map[string]panel {
 	var errnos, moves []string
 	seen := map[string]bool{}
@@ -384,10 +384,10 @@ func TestProvisioning(t *testing.T) {
 	if !filepath.IsAbs(dir) {
 		t.Errorf("dashboard provider path %q is not absolute", dir)
 	}
-	// The provider file and the README tell users to copy the dashboard
-	// into the directory the provider reads.
+	// The provider file and docs/deployment.md tell users to copy the
+	// dashboard into the directory the provider reads.
 	install := "cp config/grafana/mremap.json " + dir + "/"
-	for _, f := range []string{providerPath, filepath.Join(mremaptest.ModuleRoot(), "README.md")} {
+	for _, f := range []string{providerPath, filepath.Join(mremaptest.ModuleRoot(), "docs", "deployment.md")} {
 		if data, err := os.ReadFile(f); err != nil || !strings.Contains(string(data), install) {
 			t.Errorf("%s does not say %q (the provider's path): %v", filepath.Base(f), install, err)
 		}

@@ -585,15 +585,15 @@ func jsonArray(t *testing.T, in []string) []string {
 }
 
 // TestK8sAttributesBuilderLine: the builder-config.yaml line the example and
-// the README give is the contrib k8sattributes processor at the contrib
-// version builder-config.yaml uses.
+// docs/deployment.md give is the contrib k8sattributes processor at the
+// contrib version builder-config.yaml uses.
 func TestK8sAttributesBuilderLine(t *testing.T) {
 	contrib := regexp.MustCompile(`opentelemetry-collector-contrib/\S+ (v\S+)`).FindStringSubmatch(repoFile(t, "builder-config.yaml"))
 	if contrib == nil {
 		t.Fatal("builder-config.yaml has no contrib module")
 	}
 	want := "- gomod: github.com/open-telemetry/opentelemetry-collector-contrib/processor/k8sattributesprocessor " + contrib[1]
-	for _, f := range []string{"config/k8sattributes-example.yaml", "README.md"} {
+	for _, f := range []string{"config/k8sattributes-example.yaml", "docs/deployment.md"} {
 		if !strings.Contains(repoFile(t, f), want) {
 			t.Errorf("%s does not give the builder-config.yaml line %q", f, want)
 		}

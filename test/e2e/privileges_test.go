@@ -16,8 +16,8 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
 )
 
-// minimalCapabilities is the set the README documents for running without
-// root in tracepoint mode, as setpriv names them.
+// minimalCapabilities is the set docs/privileges.md documents for running
+// without root in tracepoint mode, as setpriv names them.
 func minimalCapabilities() []string {
 	var caps []string
 	for _, c := range tracer.MinimalCapabilities {
@@ -27,7 +27,7 @@ func minimalCapabilities() []string {
 }
 
 // The systemd unit grants the minimal set, and beyond it only capabilities
-// the README documents as optional.
+// docs/privileges.md documents as optional.
 func TestServiceUsesMinimalCapabilities(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(mremaptest.ModuleRoot(), "config", "deploy", "otelcol-mremap.service"))
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package mremapcheck compares the OTLP logs and metrics that the receiver
 // (or the built collector) emitted for cmd/mremap-helper's calls with what
-// SPEC.md says they must be, field by field. It returns the differences, so
-// that callers can poll output until it is complete.
+// the receiver's README (receiver/mremapreceiver/README.md) says they must
+// be, field by field. It returns the differences, so that callers can poll
+// output until it is complete.
 package mremapcheck
 
 import (

@@ -27,7 +27,7 @@
 #       --cpu MODEL      QEMU -cpu model (default: host with KVM, max with TCG)
 #       --tcg-thread T   TCG threading: single (default) or multi (env
 #                        VMTEST_TCG_THREAD); see "TCG and kernel text patching"
-#                        in README.md for why multi is not the default
+#                        in test/vm/README.md for why multi is not the default
 #       --keep           keep the staging dir and initramfs (path printed)
 #   -h, --help
 #
