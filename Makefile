@@ -95,7 +95,7 @@ test-kernel: build
 
 ## test-unit: the tests that need neither root nor a kernel (-short skips the others)
 test-unit:
-	$(GO) test -short -count=1 ./internal/... ./receiver/...
+	$(GO) test -short -count=1 ./internal/... ./receiver/... ./test/docs/
 
 ## soak: config/collector.yaml under the helper's full rate for SOAK_DURATION: RSS flat,
 ## every call delivered or counted as dropped, health_check answering (CI: after make test)
