@@ -106,10 +106,12 @@ func (c *fileCache) add(e *fileEntry, t *table) {
 		}
 	}
 	e.table.Store(t)
-	c.evictLocked()
+	c.evictLocked(t)
 }
 
-func (c *fileCache) evictLocked() {
+// evictLocked evicts the least recently used tables other than keep until
+// the rest fit the budget.
+func (c *fileCache) evictLocked(keep *table) {
 	if c.bytes <= c.budget {
 		return
 	}
@@ -119,8 +121,11 @@ func (c *fileCache) evictLocked() {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].lastUsed.Load() < all[j].lastUsed.Load() })
 	for _, t := range all {
-		if c.bytes <= c.budget*3/4 {
+		if c.bytes <= c.budget {
 			break
+		}
+		if t == keep {
+			continue
 		}
 		delete(c.tables, t)
 		if c.byBuildID[t.buildID] == t {

@@ -41,6 +41,9 @@ func parseELF(r io.ReaderAt, lim Limits) (t *table, err error) {
 			t, err = nil, fmt.Errorf("%w: %v", errBadELF, p)
 		}
 	}()
+	if err := precheck(r, lim); err != nil {
+		return nil, err
+	}
 	f, err := elf.NewFile(r)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errBadELF, err)
@@ -128,6 +131,46 @@ func addGOTNames(out map[uint64]string, f *elf.File, rela bool, data []byte, dyn
 			out[addr] = dyn[sym-1].Name
 		}
 	}
+}
+
+var errTooLarge = errors.New("section header string table past the limits")
+
+// precheck bounds what debug/elf reads whole before anything else: the
+// section headers and the section name table.
+func precheck(r io.ReaderAt, lim Limits) error {
+	var h [64]byte
+	if _, err := r.ReadAt(h[:], 0); err != nil && err != io.EOF {
+		return fmt.Errorf("%w: %v", errBadELF, err)
+	}
+	if string(h[:4]) != elf.ELFMAG {
+		return fmt.Errorf("%w: bad magic", errBadELF)
+	}
+	var bo binary.ByteOrder = binary.LittleEndian
+	if elf.Data(h[elf.EI_DATA]) == elf.ELFDATA2MSB {
+		bo = binary.BigEndian
+	}
+	var shoff, shentsize, shnum, shstrndx uint64
+	is64 := elf.Class(h[elf.EI_CLASS]) == elf.ELFCLASS64
+	if is64 {
+		shoff, shentsize, shnum, shstrndx = bo.Uint64(h[0x28:]), uint64(bo.Uint16(h[0x3a:])), uint64(bo.Uint16(h[0x3c:])), uint64(bo.Uint16(h[0x3e:]))
+	} else {
+		shoff, shentsize, shnum, shstrndx = uint64(bo.Uint32(h[0x20:])), uint64(bo.Uint16(h[0x2e:])), uint64(bo.Uint16(h[0x30:])), uint64(bo.Uint16(h[0x32:]))
+	}
+	if shnum == 0 || shstrndx >= shnum || shentsize < 40 {
+		return nil // debug/elf judges the rest
+	}
+	var sh [64]byte
+	if _, err := r.ReadAt(sh[:shentsize&63|40], int64(shoff+shstrndx*shentsize)); err != nil {
+		return nil
+	}
+	size := uint64(bo.Uint32(sh[0x14:]))
+	if is64 {
+		size = bo.Uint64(sh[0x20:])
+	}
+	if size > uint64(lim.MaxStringTable) {
+		return errTooLarge
+	}
+	return nil
 }
 
 // elfSymbols returns the functions of the symbol section of type typ, and

@@ -136,7 +136,7 @@ func (s *Symbolizer) load(e *fileEntry, r io.ReaderAt, image []byte) {
 	if e.tableOf() != nil || e.reason.Load() != 0 {
 		return
 	}
-	if t := s.files.byID(peekBuildID(r)); t != nil {
+	if t := s.files.byID(peekBuildID(r, s.cfg.Limits)); t != nil {
 		s.files.add(e, t)
 		return
 	}
@@ -144,7 +144,11 @@ func (s *Symbolizer) load(e *fileEntry, r io.ReaderAt, image []byte) {
 	t, err := parseELF(r, s.cfg.Limits)
 	if err != nil {
 		s.stats.parseFailures.Add(1)
-		e.reason.Store(uint32(ReasonFileUnreadable))
+		why := ReasonFileUnreadable
+		if errors.Is(err, errTooLarge) {
+			why = ReasonOverLimit
+		}
+		e.reason.Store(uint32(why))
 		return
 	}
 	if t.limited != Resolved {
@@ -154,12 +158,15 @@ func (s *Symbolizer) load(e *fileEntry, r io.ReaderAt, image []byte) {
 	s.files.add(e, t)
 }
 
-func peekBuildID(r io.ReaderAt) (id string) {
+func peekBuildID(r io.ReaderAt, lim Limits) (id string) {
 	defer func() {
 		if recover() != nil {
 			id = ""
 		}
 	}()
+	if precheck(r, lim) != nil {
+		return ""
+	}
 	f, err := elf.NewFile(r)
 	if err != nil {
 		return ""
