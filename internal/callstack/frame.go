@@ -42,23 +42,34 @@ func (f *Frame) String() string { return string(f.appendTo(nil)) }
 func (f *Frame) appendTo(b []byte) []byte {
 	switch {
 	case f.Function != "":
-		b = append(b, mremap.Escape([]byte(f.Function))...)
+		b = appendEscaped(b, f.Function)
 		b = append(b, "+0x"...)
 		b = strconv.AppendUint(b, f.Offset, 16)
 		b = append(b, " ("...)
-		b = append(b, mremap.Escape([]byte(f.Module))...)
+		b = appendEscaped(b, f.Module)
 		return append(b, ')')
 	case f.Module != "":
 		b = append(b, "0x"...)
 		b = strconv.AppendUint(b, f.Address, 16)
 		b = append(b, " ("...)
-		b = append(b, mremap.Escape([]byte(f.Module))...)
+		b = appendEscaped(b, f.Module)
 		b = append(b, "+0x"...)
 		b = strconv.AppendUint(b, f.ModuleOffset, 16)
 		return append(b, ')')
 	}
 	b = append(b, "0x"...)
 	return strconv.AppendUint(b, f.Address, 16)
+}
+
+// appendEscaped appends s as mremap.Escape writes it: a name or path from
+// a file never breaks the one-frame-a-line format.
+func appendEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '\\' {
+			return append(b, mremap.Escape([]byte(s))...)
+		}
+	}
+	return append(b, s...)
 }
 
 // Stack is a symbolized stack. Frames are innermost first.
