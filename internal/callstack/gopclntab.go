@@ -5,6 +5,7 @@ package callstack
 import (
 	"debug/elf"
 	"debug/gosym"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -55,6 +56,9 @@ func parsePclntab(data []byte, text uint64, max int) (out []candidate, err error
 			out, err = nil, fmt.Errorf("%w: pclntab: %v", errBadELF, p)
 		}
 	}()
+	if err := checkPclnHeader(data, max); err != nil {
+		return nil, err
+	}
 	lt := gosym.NewLineTable(data, text)
 	tab, err := gosym.NewTable(nil, lt)
 	if err != nil {
@@ -77,6 +81,34 @@ func parsePclntab(data []byte, text uint64, max int) (out []candidate, err error
 			size: fn.End - fn.Entry, secEnd: fn.End, rank: rankOf(name, elf.STB_GLOBAL, 0)})
 	}
 	return out, nil
+}
+
+// checkPclnHeader bounds the counts debug/gosym allocates from before it
+// reads anything else: nfunc (and, since Go 1.16, nfiles) at offset 8,
+// each as wide as a pointer. A table cannot hold more functions than it
+// has bytes for their entries.
+func checkPclnHeader(data []byte, max int) error {
+	if len(data) < 16 || (data[7] != 4 && data[7] != 8) {
+		return fmt.Errorf("%w: pclntab: short header", errBadELF)
+	}
+	ptr := int(data[7])
+	word := func(off int) uint64 {
+		if off+ptr > len(data) {
+			return ^uint64(0)
+		}
+		if ptr == 4 {
+			return uint64(binary.LittleEndian.Uint32(data[off:]))
+		}
+		return binary.LittleEndian.Uint64(data[off:])
+	}
+	nfunc, nfiles := word(8), word(8+ptr)
+	if nfunc > uint64(max) {
+		return errTooManyFuncs
+	}
+	if nfunc*8 > uint64(len(data)) || nfiles > uint64(len(data)) {
+		return fmt.Errorf("%w: pclntab: counts past its size", errBadELF)
+	}
+	return nil
 }
 
 func entryIsGo(funcs []candidate, entry uint64) bool {
