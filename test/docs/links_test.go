@@ -28,7 +28,6 @@ const maxReadme = 15000
 var pendingDocs = []string{
 	"docs/security.md",       // mTLS between agent and gateway, the listeners
 	"docs/backends.md",       // VictoriaLogs and VictoriaMetrics, screenshots, alerts
-	"docs/call-stacks.md",    // call_stack: the caller's user stack
 	"docs/kernels-tested.md", // the kernels tested, in detail
 }
 
