@@ -24,9 +24,13 @@
 // (compat) syscall (arch/x86/include/asm/thread_info.h).
 #define TS_COMPAT 0x0002
 
-#define MREMAP_MAYMOVE_FLAG 1
-#define MREMAP_FIXED_FLAG 2
-#define MREMAP_DONTUNMAP_FLAG 4
+// The flag bits of mremap(2) (<linux/mman.h>), the one definition both the
+// kernel program and user space use.
+enum call_flag {
+	MREMAP_MAYMOVE = 1,
+	MREMAP_FIXED = 2,
+	MREMAP_DONTUNMAP = 4,
+};
 
 #if defined(__TARGET_ARCH_arm64)
 // The x86-64 vmlinux.h lacks arm64's register layout, which bpf_tracing.h
@@ -39,6 +43,8 @@ struct user_pt_regs {
 } __attribute__((preserve_access_index));
 #endif
 
+// How a call is classified, by the kernel program alone (classify.bpf.h):
+// user space decodes these, it does not classify again.
 enum resize {
 	RESIZE_NONE = 0,
 	RESIZE_GROW = 1,
@@ -108,6 +114,11 @@ struct event {
 	__u32 tid;
 	__u32 ppid;
 	__u32 uid;
+	// The classification of the call (classify.bpf.h).
+	__u16 err;   // errno of a failed call, 0 for success
+	__u8 resize; // enum resize
+	__u8 move;   // enum move
+	__u32 pad;
 	char comm[TASK_COMM_LEN];
 	// The process's start time (its thread group leader's, in ns since
 	// boot): with tgid, it names the process even after its pid is reused.
@@ -115,8 +126,26 @@ struct event {
 	struct vma vma;
 };
 
+// The record's five arguments are in the order of inflight's args, which
+// are copied into them at once.
+_Static_assert(__builtin_offsetof(struct event, new_address) - __builtin_offsetof(struct event, old_address) ==
+		       4 * sizeof(__u64),
+	       "struct event's arguments follow inflight's args");
+
 // A record whose mapping has no path is submitted without it.
 #define EVENT_SIZE_NO_PATH __builtin_offsetof(struct event, vma.path)
+
+// A call and its outcome, for the classify_call test program.
+struct classify_test {
+	__u64 args[5]; // old_address, old_size, new_size, flags, new_address
+	__s64 ret;
+	__u64 delta;
+	__u16 err;
+	__u8 resize;
+	__u8 move;
+	__u8 ok;
+	__u8 pad[3];
+};
 
 struct call_key {
 	struct comm comm;

@@ -13,12 +13,32 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type MremapCallFlag uint32
+
+const (
+	MremapCallFlagMREMAP_MAYMOVE   MremapCallFlag = 1
+	MremapCallFlagMREMAP_FIXED     MremapCallFlag = 2
+	MremapCallFlagMREMAP_DONTUNMAP MremapCallFlag = 4
+)
+
 type MremapCallKey struct {
 	_      structs.HostLayout
 	Comm   MremapComm
 	Resize uint8
 	Move   uint8
 	Err    uint16
+}
+
+type MremapClassifyTest struct {
+	_      structs.HostLayout
+	Args   [5]uint64
+	Ret    int64
+	Delta  uint64
+	Err    uint16
+	Resize uint8
+	Move   uint8
+	Ok     uint8
+	Pad    [3]uint8
 }
 
 type MremapComm struct {
@@ -58,6 +78,10 @@ type MremapEvent struct {
 	Tid        uint32
 	Ppid       uint32
 	Uid        uint32
+	Err        uint16
+	Resize     uint8
+	Move       uint8
+	Pad        uint32
 	Comm       [16]int8
 	StartTime  uint64
 	Vma        MremapVma
@@ -154,6 +178,7 @@ const (
 	MremapMapRate               = "rate"
 	MremapMapScratch            = "scratch"
 	MremapMapSizeHist           = "size_hist"
+	MremapProgClassifyCall      = "classify_call"
 	MremapProgIa32SysEnter      = "ia32_sys_enter"
 	MremapProgIa32SysExit       = "ia32_sys_exit"
 	MremapProgKprobeEnter       = "kprobe_enter"
@@ -170,6 +195,7 @@ const (
 	MremapVarLruPairing         = "lru_pairing"
 	MremapVarMaxEventsPerSecond = "max_events_per_second"
 	MremapVarMinSizeDelta       = "min_size_delta"
+	MremapVarUnusedCallFlag     = "unused_call_flag"
 	MremapVarUnusedDropReason   = "unused_drop_reason"
 	MremapVarUnusedEvent        = "unused_event"
 	MremapVarUnusedMove         = "unused_move"
@@ -221,6 +247,7 @@ type MremapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MremapProgramSpecs struct {
+	ClassifyCall    *ebpf.ProgramSpec `ebpf:"classify_call"`
 	Ia32SysEnter    *ebpf.ProgramSpec `ebpf:"ia32_sys_enter"`
 	Ia32SysExit     *ebpf.ProgramSpec `ebpf:"ia32_sys_exit"`
 	KprobeEnter     *ebpf.ProgramSpec `ebpf:"kprobe_enter"`
@@ -262,6 +289,7 @@ type MremapVariableSpecs struct {
 	LruPairing         *ebpf.VariableSpec `ebpf:"lru_pairing"`
 	MaxEventsPerSecond *ebpf.VariableSpec `ebpf:"max_events_per_second"`
 	MinSizeDelta       *ebpf.VariableSpec `ebpf:"min_size_delta"`
+	UnusedCallFlag     *ebpf.VariableSpec `ebpf:"unused_call_flag"`
 	UnusedDropReason   *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
 	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedMove         *ebpf.VariableSpec `ebpf:"unused_move"`
@@ -337,6 +365,7 @@ type MremapVariables struct {
 	LruPairing         *ebpf.Variable `ebpf:"lru_pairing"`
 	MaxEventsPerSecond *ebpf.Variable `ebpf:"max_events_per_second"`
 	MinSizeDelta       *ebpf.Variable `ebpf:"min_size_delta"`
+	UnusedCallFlag     *ebpf.Variable `ebpf:"unused_call_flag"`
 	UnusedDropReason   *ebpf.Variable `ebpf:"unused_drop_reason"`
 	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
 	UnusedMove         *ebpf.Variable `ebpf:"unused_move"`
@@ -350,6 +379,7 @@ type MremapVariables struct {
 //
 // It can be passed to LoadMremapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MremapPrograms struct {
+	ClassifyCall    *ebpf.Program `ebpf:"classify_call"`
 	Ia32SysEnter    *ebpf.Program `ebpf:"ia32_sys_enter"`
 	Ia32SysExit     *ebpf.Program `ebpf:"ia32_sys_exit"`
 	KprobeEnter     *ebpf.Program `ebpf:"kprobe_enter"`
@@ -361,6 +391,7 @@ type MremapPrograms struct {
 
 func (p *MremapPrograms) Close() error {
 	return _MremapClose(
+		p.ClassifyCall,
 		p.Ia32SysEnter,
 		p.Ia32SysExit,
 		p.KprobeEnter,

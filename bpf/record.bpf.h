@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+//
+// record.bpf.h: one record per call in a ring buffer, when user space serves
+// a logs pipeline.
+#ifndef RECORD_BPF_H
+#define RECORD_BPF_H
+
+const volatile bool emit_events = false; // a logs pipeline is served
+const volatile bool errors_only = false; // records only for failed calls
+// Wake the reader only once this many bytes are pending (0: on every
+// record). Waking user space per record costs more than the record; the
+// reader also polls on a short timer, so a few records never wait long.
+const volatile __u64 wakeup_bytes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096 * 1024); // set from ring_buffer_size before load
+} events SEC(".maps");
+
+// reserve_record reserves a record for a call whose mapping is v. A record
+// whose mapping has no path (anonymous memory, or no mapping) ends where the
+// path would start: a third of the size, so three times as many fit the
+// ring buffer, and less is copied. User space reads path_len to tell the two
+// apart.
+static __always_inline struct event *reserve_record(const struct vma *v)
+{
+	struct event *e;
+	if (!v->path_len)
+		return bpf_ringbuf_reserve(&events, EVENT_SIZE_NO_PATH, 0);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (e)
+		__builtin_memcpy(e->vma.path, v->path, sizeof(e->vma.path));
+	return e;
+}
+
+// submit_record writes the call in (entered at enter_ns, returned ret at
+// now) of the process comm into the ring buffer, unless a filter, the rate
+// cap or a full ring buffer keeps it out (the last two counted).
+static __always_inline void submit_record(const struct inflight *in, __u64 id, const struct comm *comm,
+					  const struct outcome *o, long ret, __u64 enter_ns, __u64 now)
+{
+	if (!emit_events || (errors_only && o->ok))
+		return;
+	if (!rate_allows()) {
+		count_drop(DROP_RATE_LIMITED);
+		return;
+	}
+	struct event *e = reserve_record(&in->vma);
+	if (!e) {
+		count_drop(DROP_RING_BUFFER_FULL);
+		return;
+	}
+	struct task_struct *task = bpf_get_current_task_btf();
+	__builtin_memcpy(&e->vma, &in->vma, __builtin_offsetof(struct vma, path));
+	e->enter_ns = enter_ns;
+	e->exit_ns = now;
+	__builtin_memcpy(&e->old_address, in->args, sizeof(in->args));
+	e->ret = ret;
+	e->tgid = id >> 32;
+	e->tid = (__u32)id;
+	e->ppid = task->real_parent->tgid;
+	e->uid = (__u32)bpf_get_current_uid_gid();
+	e->err = o->err;
+	e->resize = o->resize;
+	e->move = o->move;
+	e->pad = 0;
+	e->start_time = task->group_leader->start_time;
+	__builtin_memcpy(e->comm, comm->name, sizeof(e->comm));
+	__u64 wakeup = 0;
+	if (wakeup_bytes)
+		wakeup = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										: BPF_RB_NO_WAKEUP;
+	bpf_ringbuf_submit(e, wakeup);
+}
+
+#endif
