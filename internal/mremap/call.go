@@ -9,13 +9,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 )
 
-// Flag bits of mremap(2), from <linux/mman.h>.
+// Flag bits of mremap(2), from <linux/mman.h>, as the kernel program
+// defines them (enum call_flag in bpf/mremap.h).
 const (
-	FlagMayMove   uint64 = 1 // MREMAP_MAYMOVE
-	FlagFixed     uint64 = 2 // MREMAP_FIXED
-	FlagDontUnmap uint64 = 4 // MREMAP_DONTUNMAP
+	FlagMayMove   = uint64(bpf.MremapCallFlagMREMAP_MAYMOVE)
+	FlagFixed     = uint64(bpf.MremapCallFlagMREMAP_FIXED)
+	FlagDontUnmap = uint64(bpf.MremapCallFlagMREMAP_DONTUNMAP)
 )
 
 var flagNameList = []struct {
@@ -59,13 +62,15 @@ func flagNames(flags uint64) string {
 	return strings.Join(names, "|")
 }
 
-// Resize says how a call changes the size of the mapping.
+// Resize says how a call changes the size of the mapping: new_size
+// against old_size, whatever the result. The kernel program classifies
+// each call (bpf/classify.bpf.h); these are its values.
 type Resize uint8
 
 const (
-	ResizeNone Resize = iota
-	ResizeGrow
-	ResizeShrink
+	ResizeNone   = Resize(bpf.MremapResizeRESIZE_NONE)
+	ResizeGrow   = Resize(bpf.MremapResizeRESIZE_GROW)
+	ResizeShrink = Resize(bpf.MremapResizeRESIZE_SHRINK)
 )
 
 func (r Resize) String() string {
@@ -80,25 +85,18 @@ func (r Resize) String() string {
 	return "resize(" + strconv.Itoa(int(r)) + ")"
 }
 
-// ResizeOf compares the new size with the old one.
-func ResizeOf(oldSize, newSize uint64) Resize {
-	switch {
-	case newSize > oldSize:
-		return ResizeGrow
-	case newSize < oldSize:
-		return ResizeShrink
-	}
-	return ResizeNone
-}
-
-// Move says whether and how a call moves the mapping.
+// Move says whether and how a call moves the mapping: fixed if
+// MREMAP_FIXED is set; else dontunmap if MREMAP_DONTUNMAP is set; else
+// maymove if the call succeeded and returned an address other than
+// old_address; else none. The kernel program classifies each call
+// (bpf/classify.bpf.h); these are its values.
 type Move uint8
 
 const (
-	MoveNone      Move = iota
-	MoveMayMove        // the kernel moved it to an address it chose
-	MoveFixed          // MREMAP_FIXED
-	MoveDontUnmap      // MREMAP_DONTUNMAP
+	MoveNone      = Move(bpf.MremapMoveMOVE_NONE)
+	MoveMayMove   = Move(bpf.MremapMoveMOVE_MAYMOVE) // the kernel moved it to an address it chose
+	MoveFixed     = Move(bpf.MremapMoveMOVE_FIXED)   // MREMAP_FIXED
+	MoveDontUnmap = Move(bpf.MremapMoveMOVE_DONTUNMAP)
 )
 
 func (m Move) String() string {
@@ -115,19 +113,12 @@ func (m Move) String() string {
 	return "move(" + strconv.Itoa(int(m)) + ")"
 }
 
-// MoveOf classifies a call: fixed if MREMAP_FIXED is set; else dontunmap if
-// MREMAP_DONTUNMAP is set; else maymove if the call succeeded and returned an
-// address other than oldAddress; else none.
-func MoveOf(flags, oldAddress uint64, ok bool, resultAddress uint64) Move {
-	switch {
-	case flags&FlagFixed != 0:
-		return MoveFixed
-	case flags&FlagDontUnmap != 0:
-		return MoveDontUnmap
-	case ok && resultAddress != oldAddress:
-		return MoveMayMove
+// Result is "ok" for errno 0, else the errno name.
+func Result(errno uint16) string {
+	if errno == 0 {
+		return "ok"
 	}
-	return MoveNone
+	return ErrnoName(errno)
 }
 
 // ErrnoName is the symbolic name of errno ("EINVAL"), or "E<n>" for a number
@@ -225,41 +216,26 @@ type Call struct {
 	// Return is the raw return value: an address, or -errno.
 	Return int64
 
+	// The kernel program's classification of the call.
+	Errno  uint16 // the error of a failed call, 0 for a successful one
+	Resize Resize
+	Move   Move
+
 	// VMA is the mapping at OldAddress at entry.
 	VMA VMA
 }
 
-// OK tells whether the call succeeded. The kernel returns -errno in
-// [-4095, -1] for a failure; anything else is an address.
-func (c *Call) OK() bool { return c.Return >= 0 || c.Return < -4095 }
-
-// Errno is the error number of a failed call, 0 for a successful one.
-func (c *Call) Errno() uint16 {
-	if c.OK() {
-		return 0
-	}
-	return uint16(-c.Return)
-}
+// OK tells whether the call succeeded.
+func (c *Call) OK() bool { return c.Errno == 0 }
 
 // Result is "ok", or the errno name of a failed call.
-func (c *Call) Result() string {
-	if c.OK() {
-		return "ok"
-	}
-	return ErrnoName(c.Errno())
-}
+func (c *Call) Result() string { return Result(c.Errno) }
 
 // ResultAddress is the address a successful call returned.
 func (c *Call) ResultAddress() uint64 { return uint64(c.Return) }
 
 // SizeDelta is new_size - old_size.
 func (c *Call) SizeDelta() int64 { return int64(c.NewSize - c.OldSize) }
-
-// Resize compares new_size with old_size, whatever the result.
-func (c *Call) Resize() Resize { return ResizeOf(c.OldSize, c.NewSize) }
-
-// Move classifies the call; see MoveOf.
-func (c *Call) Move() Move { return MoveOf(c.Flags, c.OldAddress, c.OK(), c.ResultAddress()) }
 
 // String writes the call as strace prints it:
 //
@@ -310,9 +286,9 @@ func (c *Call) AppendText(dst []byte, redact bool) []byte {
 		return appendAddress(b, c.ResultAddress(), redact)
 	}
 	b = append(b, "-1 "...)
-	b = append(b, ErrnoName(c.Errno())...)
+	b = append(b, ErrnoName(c.Errno)...)
 	b = append(b, " ("...)
-	b = append(b, ErrnoText(c.Errno())...)
+	b = append(b, ErrnoText(c.Errno)...)
 	return append(b, ')')
 }
 

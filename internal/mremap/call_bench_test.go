@@ -18,7 +18,7 @@ func BenchmarkCallString(b *testing.B) {
 		}},
 		{"failed", Call{
 			OldAddress: 0x7f3a2c000001, OldSize: 4096, NewSize: 8192,
-			Flags: FlagMayMove, Return: -22, // EINVAL
+			Flags: FlagMayMove, Return: -22, Errno: 22, // EINVAL
 		}},
 	}
 	for _, tc := range cases {
