@@ -1,3 +1,5 @@
+//go:build linux
+
 package tracer
 
 import "github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
@@ -32,12 +34,7 @@ type CallCount struct {
 }
 
 // Result is "ok" or the errno name.
-func (c CallCount) Result() string {
-	if c.Errno == 0 {
-		return "ok"
-	}
-	return mremap.ErrnoName(c.Errno)
-}
+func (c CallCount) Result() string { return mremap.Result(c.Errno) }
 
 // SizeDeltas is the histogram of abs(new_size - old_size) of the successful
 // calls of one process name that grew or shrank a mapping.
@@ -56,12 +53,7 @@ type Durations struct {
 }
 
 // Result is "ok" or the errno name.
-func (d Durations) Result() string {
-	if d.Errno == 0 {
-		return "ok"
-	}
-	return mremap.ErrnoName(d.Errno)
-}
+func (d Durations) Result() string { return mremap.Result(d.Errno) }
 
 // Drops counts the calls that were not delivered in full, by reason.
 type Drops struct {
@@ -89,23 +81,4 @@ type Aggregates struct {
 	SizeDeltas []SizeDeltas
 	Durations  []Durations
 	Drops      Drops
-}
-
-// DropCount is the count of one reason, named as in mremap.events.dropped.
-type DropCount struct {
-	Reason string
-	Count  uint64
-}
-
-// ByReason lists every reason with its count, zeros included, in a fixed
-// order.
-func (d Drops) ByReason() []DropCount {
-	return []DropCount{
-		{"ring_buffer_full", d.RingBufferFull},
-		{"rate_limited", d.RateLimited},
-		{"unpaired", d.Unpaired},
-		{"probe_missed", d.ProbeMissed},
-		{"cardinality_limit", d.CardinalityLimit},
-		{"malformed_record", d.MalformedRecord},
-	}
 }

@@ -71,20 +71,20 @@ func BenchmarkSyscallOverhead(b *testing.B) {
 	})
 	for _, p := range []struct {
 		suffix  string
-		pairing pairing
-	}{{"", pairingAuto}, {"-lru", pairingLRU}} {
+		pairing Pairing
+	}{{"", pairingAuto}, {"-lru", PairingLRU}} {
 		benchObserved(b, p.suffix, p.pairing)
 	}
 }
 
-func benchObserved(b *testing.B, suffix string, pairing pairing) {
+func benchObserved(b *testing.B, suffix string, pairing Pairing) {
 	b.Run("metrics-only"+suffix, func(b *testing.B) {
 		tr, err := New(Options{Probe: ProbeAuto, pairing: pairing})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer tr.Close()
-		b.Logf("%s", tr.Reason())
+		b.Logf("%+v", tr.Plan())
 		calls := benchMremapLoop(b)
 		a, err := tr.ReadAggregates()
 		if err != nil {
@@ -107,7 +107,7 @@ func benchObserved(b *testing.B, suffix string, pairing pairing) {
 			b.Fatal(err)
 		}
 		defer tr.Close()
-		b.Logf("%s", tr.Reason())
+		b.Logf("%+v", tr.Plan())
 
 		pid := uint32(os.Getpid())
 		type counts struct{ all, own uint64 }
@@ -221,7 +221,7 @@ func BenchmarkUnrelatedSyscall(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer tr.Close()
-			if !mode.skipIa32 && !tr.ia32Raw {
+			if !mode.skipIa32 && tr.plan.Ia32 != Ia32RawTracepoints {
 				b.Skip("no ia32 raw tracepoints on this kernel")
 			}
 			loop(b)

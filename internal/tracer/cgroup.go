@@ -1,9 +1,10 @@
+//go:build linux
+
 package tracer
 
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -58,19 +59,8 @@ func cgroup2Inode(dir string) (uint64, error) {
 // cgroup2Mount is where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup,
 // or /sys/fs/cgroup/unified on hybrid hosts.
 func cgroup2Mount() (string, error) {
-	data, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		left, right, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		lf, rf := strings.Fields(left), strings.Fields(right)
-		if len(rf) > 0 && rf[0] == "cgroup2" && len(lf) > 4 && lf[3] == "/" {
-			return lf[4], nil
-		}
+	if dir, ok := mountPoint("cgroup2"); ok {
+		return dir, nil
 	}
 	return "", errors.New("no cgroup v2 hierarchy is mounted (cgroup v1 only)")
 }

@@ -1,12 +1,12 @@
+//go:build linux
+
 package tracer
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +27,8 @@ type eventFields struct {
 	oldAddress, oldSize, newSize, flags, newAddr uint64
 	ret                                          int64
 	tgid, tid, ppid, uid                         uint32
+	errno                                        uint16
+	resize, move                                 uint8
 	comm                                         [16]byte
 	startTime                                    uint64
 	vmaFlags                                     uint8
@@ -36,7 +38,7 @@ type eventFields struct {
 
 // rawEvent lays out e in host byte order at the C struct's offsets.
 func rawEvent(e eventFields) []byte {
-	b := make([]byte, 0, 368)
+	b := make([]byte, 0, 376)
 	ne := binary.NativeEndian
 	for _, v := range []uint64{e.enterNs, e.exitNs, e.oldAddress, e.oldSize, e.newSize, e.flags, e.newAddr, uint64(e.ret)} {
 		b = ne.AppendUint64(b, v)
@@ -44,6 +46,9 @@ func rawEvent(e eventFields) []byte {
 	for _, v := range []uint32{e.tgid, e.tid, e.ppid, e.uid} {
 		b = ne.AppendUint32(b, v)
 	}
+	// The classification: err, resize, move, then 4 bytes of padding.
+	b = ne.AppendUint16(b, e.errno)
+	b = append(b, e.resize, e.move, 0, 0, 0, 0)
 	b = append(b, e.comm[:]...)
 	b = ne.AppendUint64(b, e.startTime)
 	// struct vma: flags, perms[4], pad, path_len (u16), path[256]
@@ -68,9 +73,9 @@ func comm16(s string) [16]byte {
 // so a change to the C struct fails here and not in decoding.
 func TestEventLayout(t *testing.T) {
 	var e bpf.MremapEvent
-	assert.Equal(t, uintptr(368), unsafe.Sizeof(e))
+	assert.Equal(t, uintptr(376), unsafe.Sizeof(e))
 	// EVENT_SIZE_NO_PATH: where the mapping's path starts.
-	assert.Equal(t, 112, eventSizeNoPath)
+	assert.Equal(t, 120, eventSizeNoPath)
 	offsets := map[string][2]uintptr{
 		"EnterNs":     {unsafe.Offsetof(e.EnterNs), 0},
 		"ExitNs":      {unsafe.Offsetof(e.ExitNs), 8},
@@ -84,9 +89,12 @@ func TestEventLayout(t *testing.T) {
 		"Tid":         {unsafe.Offsetof(e.Tid), 68},
 		"Ppid":        {unsafe.Offsetof(e.Ppid), 72},
 		"Uid":         {unsafe.Offsetof(e.Uid), 76},
-		"Comm":        {unsafe.Offsetof(e.Comm), 80},
-		"StartTime":   {unsafe.Offsetof(e.StartTime), 96},
-		"Vma":         {unsafe.Offsetof(e.Vma), 104},
+		"Err":         {unsafe.Offsetof(e.Err), 80},
+		"Resize":      {unsafe.Offsetof(e.Resize), 82},
+		"Move":        {unsafe.Offsetof(e.Move), 83},
+		"Comm":        {unsafe.Offsetof(e.Comm), 88},
+		"StartTime":   {unsafe.Offsetof(e.StartTime), 96 + 8},
+		"Vma":         {unsafe.Offsetof(e.Vma), 104 + 8},
 		"Vma.Flags":   {unsafe.Offsetof(e.Vma.Flags), 0},
 		"Vma.Perms":   {unsafe.Offsetof(e.Vma.Perms), 1},
 		"Vma.PathLen": {unsafe.Offsetof(e.Vma.PathLen), 6},
@@ -113,6 +121,8 @@ func TestDecodeEvent(t *testing.T) {
 		tid:        1240,
 		ppid:       1,
 		uid:        1000,
+		resize:     uint8(mremap.ResizeGrow),
+		move:       uint8(mremap.MoveFixed),
 		comm:       comm16("mremap-helper"),
 		startTime:  123_456_789,
 		vmaFlags:   uint8(bpf.MremapVmaFlagVMA_FOUND),
@@ -133,6 +143,8 @@ func TestDecodeEvent(t *testing.T) {
 		Flags:      mremap.FlagMayMove | mremap.FlagFixed,
 		NewAddress: 0x7f3a2d000000,
 		Return:     0x7f3a2d000000,
+		Resize:     mremap.ResizeGrow,
+		Move:       mremap.MoveFixed,
 		VMA:        mremap.VMA{Found: true, Permissions: "r-xp", Path: "/usr/lib/x86_64-linux-gnu/libc.so.6"},
 	}
 	assert.Equal(t, want, got)
@@ -148,7 +160,7 @@ func TestDecodeEventFields(t *testing.T) {
 	}{
 		{
 			name: "negative return is -errno",
-			e:    eventFields{ret: -22, comm: comm16("a")},
+			e:    eventFields{ret: -22, errno: 22, comm: comm16("a")},
 			check: func(t *testing.T, c mremap.Call) {
 				assert.Equal(t, int64(-22), c.Return)
 				assert.Equal(t, "EINVAL", c.Result())
@@ -269,7 +281,8 @@ func TestDecodeVMAPathLenBounded(t *testing.T) {
 func TestDecodeEventFromStruct(t *testing.T) {
 	e := bpf.MremapEvent{
 		EnterNs: 10, ExitNs: 30, OldAddress: 0x1000, OldSize: 1, NewSize: 2, Flags: 4,
-		NewAddress: 0x3000, Ret: 0x2000, Tgid: 7, Tid: 8, Ppid: 9, Uid: 10,
+		NewAddress: 0x3000, Ret: -12, Tgid: 7, Tid: 8, Ppid: 9, Uid: 10,
+		Err: 12, Resize: uint8(mremap.ResizeShrink), Move: uint8(mremap.MoveDontUnmap),
 	}
 	for i, c := range []byte("cat") {
 		e.Comm[i] = int8(c)
@@ -284,7 +297,8 @@ func TestDecodeEventFromStruct(t *testing.T) {
 	assert.Equal(t, uint32(8), c.TID)
 	assert.Equal(t, mremap.Call{
 		Enter: c.Enter, Exit: c.Exit, Duration: c.Duration, Process: c.Process, TID: 8,
-		OldAddress: 0x1000, OldSize: 1, NewSize: 2, Flags: 4, NewAddress: 0x3000, Return: 0x2000,
+		OldAddress: 0x1000, OldSize: 1, NewSize: 2, Flags: 4, NewAddress: 0x3000, Return: -12,
+		Errno: 12, Resize: mremap.ResizeShrink, Move: mremap.MoveDontUnmap,
 	}, c)
 }
 
@@ -302,7 +316,7 @@ func TestDecodeEventShortRecord(t *testing.T) {
 	for _, n := range []int{0, 1, 64, eventSizeNoPath - 1} {
 		_, err := decodeEvent(full[:n], ClockWithOffset(0))
 		require.Error(t, err, "record of %d bytes", n)
-		assert.Contains(t, err.Error(), "want 368 (112 without a path)")
+		assert.Contains(t, err.Error(), "want 376 (120 without a path)")
 		assert.ErrorIs(t, err, errMalformed)
 	}
 	// A record with a path must hold all of it.
@@ -310,7 +324,7 @@ func TestDecodeEventShortRecord(t *testing.T) {
 	for _, n := range []int{eventSizeNoPath, len(withPath) - 1} {
 		_, err := decodeEvent(withPath[:n], ClockWithOffset(0))
 		require.Error(t, err, "record of %d bytes", n)
-		assert.Contains(t, err.Error(), "with a path of 10, want 368")
+		assert.Contains(t, err.Error(), "with a path of 10, want 376")
 		assert.ErrorIs(t, err, errMalformed)
 	}
 }
@@ -357,22 +371,28 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(rawEvent(eventFields{enterNs: 1, exitNs: 2, comm: comm16("b"), startTime: 5,
 		vmaFlags: uint8(bpf.MremapVmaFlagVMA_FOUND | bpf.MremapVmaFlagVMA_PATH_DELETED), vmaPerms: "rw-s", vmaPath: "/memfd:x"}))
 	f.Add(rawEvent(eventFields{})[:95])
+	f.Add(rawEvent(eventFields{enterNs: 1, exitNs: 2, comm: comm16("c"), ret: -12, errno: 12, resize: 1, move: 3}))
+	f.Add(rawEvent(eventFields{comm: comm16("d"), move: 4}))
 	f.Add([]byte{})
 	size := int(unsafe.Sizeof(bpf.MremapEvent{}))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		c, err := decodeEvent(raw, ClockWithOffset(1_700_000_000_000_000_000))
 		ne := binary.NativeEndian
 		// A record may end where the path starts when it has none.
-		if len(raw) < eventSizeNoPath || len(raw) < size && ne.Uint16(raw[110:]) > 0 {
+		var e bpf.MremapEvent
+		pathLen := int(unsafe.Offsetof(e.Vma) + unsafe.Offsetof(e.Vma.PathLen))
+		commEnd := int(unsafe.Offsetof(e.Comm)) + len(e.Comm)
+		if len(raw) < eventSizeNoPath || len(raw) < size && ne.Uint16(raw[pathLen:]) > 0 {
 			if !errors.Is(err, errMalformed) {
 				t.Fatalf("record of %d bytes: err %v, want malformed", len(raw), err)
 			}
 			return
 		}
 		enter, exit := ne.Uint64(raw[0:]), ne.Uint64(raw[8:])
-		if exit < enter || raw[95] != 0 {
+		resize, move := raw[unsafe.Offsetof(e.Resize)], raw[unsafe.Offsetof(e.Move)]
+		if exit < enter || raw[commEnd-1] != 0 || resize > 2 || move > 3 {
 			if !errors.Is(err, errMalformed) {
-				t.Fatalf("exit %d, entry %d, comm %q: err %v, want malformed", exit, enter, raw[80:96], err)
+				t.Fatalf("exit %d, entry %d, comm %q, resize %d, move %d: err %v, want malformed", exit, enter, raw[commEnd-16:commEnd], resize, move, err)
 			}
 			return
 		}
@@ -382,13 +402,14 @@ func FuzzDecodeEvent(f *testing.F) {
 		want := mremap.Call{
 			Enter: c.Enter, Exit: c.Exit, Duration: time.Duration(exit - enter),
 			Process: mremap.Process{PID: ne.Uint32(raw[64:]), PPID: ne.Uint32(raw[72:]), UID: ne.Uint32(raw[76:]), Comm: c.Process.Comm,
-				StartTime: ne.Uint64(raw[96:])},
+				StartTime: ne.Uint64(raw[unsafe.Offsetof(e.StartTime):])},
 			TID: ne.Uint32(raw[68:]), OldAddress: ne.Uint64(raw[16:]), OldSize: ne.Uint64(raw[24:]),
 			NewSize: ne.Uint64(raw[32:]), Flags: ne.Uint64(raw[40:]), NewAddress: ne.Uint64(raw[48:]), Return: int64(ne.Uint64(raw[56:])),
+			Errno: ne.Uint16(raw[unsafe.Offsetof(e.Err):]), Resize: mremap.Resize(resize), Move: mremap.Move(move),
 			VMA: c.VMA,
 		}
-		if raw[104]&uint8(bpf.MremapVmaFlagVMA_FOUND) == 0 && c.VMA != (mremap.VMA{}) {
-			t.Fatalf("vma flags 0x%x: decoded mapping %+v, want none", raw[104], c.VMA)
+		if vmaFlags := raw[unsafe.Offsetof(e.Vma)]; vmaFlags&uint8(bpf.MremapVmaFlagVMA_FOUND) == 0 && c.VMA != (mremap.VMA{}) {
+			t.Fatalf("vma flags 0x%x: decoded mapping %+v, want none", vmaFlags, c.VMA)
 		}
 		// Four characters, a path of at most 256 bytes with "..." and " (deleted)".
 		if len(c.VMA.Permissions) > 4*4 || len(c.VMA.Path) > 4*256+len("...")+len(" (deleted)") {
@@ -482,18 +503,18 @@ func TestOptionsValidate(t *testing.T) {
 		{"empty probe", func(o *Options) { o.Probe = "" }, []string{`unknown probe ""`}},
 		{"ring buffer not a power of two", func(o *Options) { o.RingBufferSize = 3 * page }, []string{"ring buffer size", "power of two"}},
 		{"ring buffer below a page", func(o *Options) { o.RingBufferSize = page / 2 }, []string{"ring buffer size", "at least one page"}},
-		{"ring buffer zero", func(o *Options) { o.RingBufferSize = 0 }, []string{"ring buffer size 0"}},
+		{"ring buffer zero", func(o *Options) { o.RingBufferSize = 0 }, []string{"ring buffer size: ", "got 0"}},
 		{"ring buffer negative", func(o *Options) { o.RingBufferSize = -page }, []string{"ring buffer size"}},
-		{"comm too long", func(o *Options) { o.Filter.Comms = []string{"abcdefghijklmnop"} }, []string{`comm "abcdefghijklmnop"`, "1 to 15 bytes"}},
-		{"comm empty", func(o *Options) { o.Filter.Comms = []string{""} }, []string{`comm ""`}},
-		{"exclude comm too long", func(o *Options) { o.Filter.ExcludeComms = []string{"x", "0123456789abcdefg"} }, []string{`comm "0123456789abcdefg"`}},
-		{"exclude comm empty", func(o *Options) { o.Filter.ExcludeComms = []string{""} }, []string{`comm ""`}},
+		{"comm too long", func(o *Options) { o.Filter.Comms = []string{"abcdefghijklmnop"} }, []string{`process name "abcdefghijklmnop"`, "1 to 15 characters"}},
+		{"comm empty", func(o *Options) { o.Filter.Comms = []string{""} }, []string{`process name ""`}},
+		{"exclude comm too long", func(o *Options) { o.Filter.ExcludeComms = []string{"x", "0123456789abcdefg"} }, []string{`process name "0123456789abcdefg"`}},
+		{"exclude comm empty", func(o *Options) { o.Filter.ExcludeComms = []string{""} }, []string{`process name ""`}},
 		{"every error at once", func(o *Options) {
 			o.Probe = "nope"
 			o.RingBufferSize = 1000
 			o.Filter.Comms = []string{"abcdefghijklmnopq"}
 			o.Filter.ExcludeComms = []string{""}
-		}, []string{`unknown probe "nope"`, "ring buffer size 1000", `comm "abcdefghijklmnopq"`, `comm ""`}},
+		}, []string{`unknown probe "nope"`, "got 1000", `process name "abcdefghijklmnopq"`, `process name ""`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -509,105 +530,5 @@ func TestOptionsValidate(t *testing.T) {
 				assert.Contains(t, err.Error(), w)
 			}
 		})
-	}
-}
-
-func writeProfile(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "kprobe_profile")
-	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
-	return path
-}
-
-func TestKprobeProfileMissed(t *testing.T) {
-	// The kernel prints "  %-44s %15lu %15lu\n": event name, hits, missed.
-	line := func(event string, hits, missed uint64) string {
-		return fmt.Sprintf("  %-44s %15d %15d\n", event, hits, missed)
-	}
-	tests := []struct {
-		name    string
-		content string
-		symbols []string
-		want    uint64
-	}{
-		{
-			name:    "symbol as the event name",
-			content: "  __x64_sys_mremap      12      3\n",
-			symbols: []string{"__x64_sys_mremap"},
-			want:    3,
-		},
-		{
-			name: "event named by cilium/ebpf from the symbol",
-			content: line("_x64_sys_mremap", 1200, 7) +
-				line("_ia32_sys_mremap", 4, 2),
-			symbols: []string{"__x64_sys_mremap", "__ia32_sys_mremap"},
-			want:    9,
-		},
-		{
-			name: "other events are ignored",
-			content: line("do_sys_open", 100, 50) +
-				line("_x64_sys_mremap", 12, 3) +
-				line("_x64_sys_mmap", 12, 11) +
-				line("_ia32_sys_mremap", 1, 1),
-			symbols: []string{"__x64_sys_mremap"},
-			want:    3,
-		},
-		{
-			name:    "lines that are not three fields are ignored",
-			content: "\n  _x64_sys_mremap 1\n  _x64_sys_mremap 1 2 3\n" + line("_x64_sys_mremap", 5, 4),
-			symbols: []string{"__x64_sys_mremap"},
-			want:    4,
-		},
-		{
-			name:    "empty file",
-			content: "",
-			symbols: []string{"__x64_sys_mremap"},
-			want:    0,
-		},
-		{
-			name:    "no symbols",
-			content: line("_x64_sys_mremap", 12, 3),
-			symbols: nil,
-			want:    0,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := kprobeProfileMissed(writeProfile(t, tt.content), tt.symbols)
-			require.NoError(t, err)
-			assert.Equal(t, tt.want, got)
-		})
-	}
-}
-
-func TestKprobeProfileMissedErrors(t *testing.T) {
-	path := writeProfile(t, "  _x64_sys_mremap      12      3x\n")
-	_, err := kprobeProfileMissed(path, []string{"__x64_sys_mremap"})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), path)
-	assert.Contains(t, err.Error(), "3x")
-
-	// A malformed line of another event does not matter.
-	path = writeProfile(t, "  do_sys_open  1  many\n  _x64_sys_mremap  1  2\n")
-	n, err := kprobeProfileMissed(path, []string{"__x64_sys_mremap"})
-	require.NoError(t, err)
-	assert.Equal(t, uint64(2), n)
-
-	_, err = kprobeProfileMissed(filepath.Join(t.TempDir(), "missing"), []string{"__x64_sys_mremap"})
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "read kretprobe misses")
-}
-
-func TestTracefsEventName(t *testing.T) {
-	tests := map[string]string{
-		"__x64_sys_mremap":   "_x64_sys_mremap",
-		"__ia32_sys_mremap":  "_ia32_sys_mremap",
-		"__arm64_sys_mremap": "_arm64_sys_mremap",
-		"sys_mremap":         "sys_mremap",
-		"do_foo.isra.0":      "do_foo_isra_0",
-		"a--b":               "a_b",
-	}
-	for in, want := range tests {
-		assert.Equal(t, want, tracefsEventName(in), "tracefsEventName(%q)", in)
 	}
 }

@@ -1,9 +1,10 @@
+//go:build linux
+
 package tracer
 
 import (
 	"bufio"
 	"compress/gzip"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -28,25 +29,24 @@ type ia32Facts struct {
 }
 
 // ia32Raw decides whether tracepoint mode attaches the raw_syscalls raw
-// tracepoints for 32-bit callers, and says why not where that matters to
-// the user. Those programs run on every syscall of the host, so they are
-// attached only where 32-bit programs can run.
-func (f ia32Facts) ia32Raw() (bool, string) {
-	const not = "32-bit (ia32) calls are not caught: "
+// tracepoints for 32-bit callers, and why not. Those programs run on every
+// syscall of the host, so they are attached only where 32-bit programs can
+// run.
+func (f ia32Facts) ia32Raw() Ia32 {
 	if f.kallsymsErr != nil {
-		return false, not + fmt.Sprintf("/proc/kallsyms, where __ia32_sys_mremap shows whether the kernel runs 32-bit programs, could not be read (%v), so no 32-bit support is assumed and the raw_syscalls raw tracepoints are not attached", f.kallsymsErr)
+		return Ia32KallsymsUnreadable
 	}
 	if !f.symbol {
-		return false, "" // no ia32 emulation built in: no 32-bit callers
+		return Ia32None // no ia32 emulation built in: no 32-bit callers
 	}
 	on, set := cmdlineBool(f.cmdline, "ia32_emulation")
 	switch {
 	case set && !on:
-		return false, not + "ia32 emulation is off (ia32_emulation=0 on the kernel command line), so no 32-bit program runs; the raw_syscalls raw tracepoints, which would run on every syscall, are not attached"
+		return Ia32EmulationOff
 	case !set && f.defaultDisabled:
-		return false, not + "ia32 emulation is off (CONFIG_IA32_EMULATION_DEFAULT_DISABLED=y and no ia32_emulation=1 on the kernel command line), so no 32-bit program runs; the raw_syscalls raw tracepoints, which would run on every syscall, are not attached"
+		return Ia32EmulationDefaultOff
 	}
-	return true, ""
+	return Ia32RawTracepoints
 }
 
 // cmdlineBool reads a boolean kernel parameter as the kernel does
@@ -92,16 +92,11 @@ func kstrtobool(s string) (bool, bool) {
 	return false, false
 }
 
-// readIa32Facts reads what the running x86-64 kernel shows.
-func readIa32Facts(compat string) ia32Facts {
-	var f ia32Facts
-	have, err := kallsymsHas(compat)
-	if err != nil {
-		f.kallsymsErr = err
-		return f
-	}
-	f.symbol = have[compat]
-	if !f.symbol {
+// readIa32Facts reads what the running x86-64 kernel shows, given whether
+// /proc/kallsyms has __ia32_sys_mremap (or could not be read).
+func readIa32Facts(symbol bool, kallsymsErr error) ia32Facts {
+	f := ia32Facts{symbol: symbol, kallsymsErr: kallsymsErr}
+	if kallsymsErr != nil || !symbol {
 		return f
 	}
 	if b, err := os.ReadFile("/proc/cmdline"); err == nil {

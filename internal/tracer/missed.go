@@ -1,3 +1,5 @@
+//go:build linux
+
 package tracer
 
 import (
@@ -8,6 +10,27 @@ import (
 	"strconv"
 	"strings"
 )
+
+// kretprobes are our kretprobes' tracefs events, whose misses (returns the
+// kernel could not observe: more calls in flight than maxactive) are
+// counted as probe_missed. The one place they are counted is
+// kprobe_profile, where every tracefs kprobe shows them on every kernel.
+type kretprobes struct {
+	tracefs string
+	events  map[string]bool // "group/event"
+}
+
+func newKretprobes(tracefs string) *kretprobes {
+	return &kretprobes{tracefs: tracefs, events: map[string]bool{}}
+}
+
+// missed sums the returns the kernel missed on our kretprobes.
+func (k *kretprobes) missed() (uint64, error) {
+	if len(k.events) == 0 {
+		return 0, nil
+	}
+	return tracefsMissed(k.tracefs, k.events)
+}
 
 // tracefsGroupPrefix names the tracefs groups of our kprobe events
 // ("otelcol_mremap_<random>"), so that ours can be told from other tools'.
@@ -54,6 +77,24 @@ func removeStaleKprobes(tracefs string) {
 		_, _ = f.WriteString("-:" + ev + "\n")
 		f.Close()
 	}
+}
+
+// tracefsEventName is the name cilium/ebpf gives the tracefs kprobe event
+// it creates for symbol: every run of characters other than [a-zA-Z0-9]
+// becomes one underscore, so __x64_sys_mremap is _x64_sys_mremap.
+func tracefsEventName(symbol string) string {
+	var b strings.Builder
+	skip := false
+	for _, c := range symbol {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+			skip = false
+		} else if !skip {
+			b.WriteByte('_')
+			skip = true
+		}
+	}
+	return b.String()
 }
 
 // newEvents returns the events of after that are not in before and are

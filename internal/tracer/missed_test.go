@@ -1,3 +1,5 @@
+//go:build linux
+
 package tracer
 
 import (
@@ -5,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
 )
 
 func TestKprobeEventsAndMisses(t *testing.T) {
@@ -57,5 +61,19 @@ func TestKprobeEventsAndMisses(t *testing.T) {
 	}
 	if _, err := missedOf(got[1:], profile, ours); !errors.Is(err, errProfileMismatch) {
 		t.Errorf("missedOf with shifted names: %v", err)
+	}
+}
+
+func TestTracefsEventName(t *testing.T) {
+	tests := map[string]string{
+		"__x64_sys_mremap":   "_x64_sys_mremap",
+		"__ia32_sys_mremap":  "_ia32_sys_mremap",
+		"__arm64_sys_mremap": "_arm64_sys_mremap",
+		"sys_mremap":         "sys_mremap",
+		"do_foo.isra.0":      "do_foo_isra_0",
+		"a--b":               "a_b",
+	}
+	for in, want := range tests {
+		assert.Equal(t, want, tracefsEventName(in), "tracefsEventName(%q)", in)
 	}
 }

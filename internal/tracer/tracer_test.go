@@ -1,3 +1,5 @@
+//go:build linux
+
 package tracer
 
 import (
@@ -26,12 +28,12 @@ func probesToTest(t *testing.T) []Probe {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, why := kprobeSupport(tracefs); ok {
+	if f := probeFacts(tracefs); f.kprobes {
 		probes = append(probes, ProbeKprobe)
 	} else if os.Getenv("MREMAP_REQUIRE_PROBES") != "" {
-		t.Errorf("kprobe mode required by MREMAP_REQUIRE_PROBES but unavailable: %s", why)
+		t.Errorf("kprobe mode required by MREMAP_REQUIRE_PROBES but unavailable: %s", f.kprobesWhy)
 	} else {
-		t.Logf("kprobe mode not tested on this kernel: %s", why)
+		t.Logf("kprobe mode not tested on this kernel: %s", f.kprobesWhy)
 	}
 	return probes
 }
@@ -86,29 +88,26 @@ func helperOnly() Filter { return Filter{Comms: []string{mremaptest.Comm}} }
 // kept (task storage, or on PREEMPT_RT kernels the LRU hash), then the LRU
 // hash if the kernel chose task storage: both run the real probes here.
 // Task storage is not forced on PREEMPT_RT kernels, where it loses calls.
-func pairingsToTest() []pairing {
+func pairingsToTest() []Pairing {
 	if preemptRT("/sys/kernel/realtime") {
-		return []pairing{pairingAuto}
+		return []Pairing{pairingAuto}
 	}
-	return []pairing{pairingAuto, pairingLRU}
+	return []Pairing{pairingAuto, PairingLRU}
 }
 
-func pairingName(p pairing) string {
-	if p == pairingAuto {
-		return "auto"
-	}
-	return strings.ReplaceAll(string(p), " ", "_")
+func pairingName(p Pairing) string {
+	return strings.ReplaceAll(p.String(), " ", "_")
 }
 
-// wantPairing is what the startup reason says of the pairing opts get.
-func wantPairing(opts Options) string {
+// wantPairing is the pairing, and why, that opts get.
+func wantPairing(opts Options) (Pairing, PairingReason) {
 	switch {
-	case opts.pairing == pairingLRU:
-		return "pairing: LRU hash (chosen by the caller)"
+	case opts.pairing == PairingLRU:
+		return PairingLRU, PairingForced
 	case preemptRT("/sys/kernel/realtime"):
-		return "pairing: LRU hash (PREEMPT_RT kernel)"
+		return PairingLRU, PairingRealtime
 	}
-	return "pairing: task storage"
+	return PairingTaskStorage, PairingDefault
 }
 
 func TestCallsAndAggregates(t *testing.T) {
@@ -133,17 +132,17 @@ func testCallsAndAggregates(t *testing.T, helper string, opts Options) {
 	if tr.Probe() != probe {
 		t.Fatalf("Probe() = %s, want %s", tr.Probe(), probe)
 	}
-	if want := wantPairing(opts); !strings.Contains(tr.Reason(), want) {
-		t.Errorf("reason %q does not say %q", tr.Reason(), want)
+	if pairing, why := wantPairing(opts); tr.Plan().Pairing != pairing || tr.Plan().PairingReason != why {
+		t.Errorf("pairing %v (%v), want %v (%v)", tr.Plan().Pairing, tr.Plan().PairingReason, pairing, why)
 	}
 	// The unused map is the smallest the kernel creates.
-	lru := strings.Contains(tr.Reason(), "pairing: LRU hash")
-	if info, err := tr.maps.InflightLru.Info(); err != nil {
+	lru := tr.Plan().Pairing == PairingLRU
+	if info, err := tr.objs.maps.InflightLru.Info(); err != nil {
 		t.Error(err)
 	} else if lru && info.MaxEntries != 10240 || !lru && info.MaxEntries != 1 {
 		t.Errorf("inflight_lru has %d entries (LRU pairing %v)", info.MaxEntries, lru)
 	}
-	if info, err := tr.maps.Inflight.Info(); err != nil {
+	if info, err := tr.objs.maps.Inflight.Info(); err != nil {
 		t.Error(err)
 	} else if lru && info.Type != ebpf.Array || !lru && info.Type != ebpf.TaskStorage {
 		t.Errorf("inflight is a %v map (LRU pairing %v)", info.Type, lru)
@@ -172,10 +171,10 @@ func testCallsAndAggregates(t *testing.T, helper string, opts Options) {
 			c.Flags != m.Flags || c.NewAddress != m.NewAddress || c.Return != m.Return {
 			t.Errorf("%s: call %+v, helper made %+v", m.Name, c, m)
 		}
-		if c.Result() != want.Result || c.Resize().String() != want.Resize || c.Move().String() != want.Move ||
+		if c.Result() != want.Result || c.Resize.String() != want.Resize || c.Move.String() != want.Move ||
 			mremap.FlagNames(c.Flags) != want.FlagNames || c.SizeDelta() != want.SizeDelta {
 			t.Errorf("%s: result %s resize %s move %s flags %q delta %d, want %+v", m.Name,
-				c.Result(), c.Resize(), c.Move(), mremap.FlagNames(c.Flags), c.SizeDelta(), want)
+				c.Result(), c.Resize, c.Move, mremap.FlagNames(c.Flags), c.SizeDelta(), want)
 		}
 		// The mapping at old_address, as /proc/self/maps showed it
 		// to the helper just before the call.
@@ -566,7 +565,7 @@ func TestNoEventsWithoutLogs(t *testing.T) {
 	if _, err := tr.Read(); !errors.Is(err, ErrClosed) {
 		t.Errorf("Read without Events: %v, want ErrClosed", err)
 	}
-	if n := tr.maps.Events.MaxEntries(); n != uint32(os.Getpagesize()) {
+	if n := tr.objs.maps.Events.MaxEntries(); n != uint32(os.Getpagesize()) {
 		t.Errorf("ring buffer of %d bytes without events", n)
 	}
 	a, err := tr.ReadAggregates()
@@ -579,9 +578,10 @@ func TestNoEventsWithoutLogs(t *testing.T) {
 func TestAutoSaysWhy(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	tr := newTracer(t, Options{Probe: ProbeAuto})
-	t.Logf("auto: %s (%s)", tr.Probe(), tr.Reason())
-	if tr.Reason() == "" {
-		t.Error("no reason for the probe choice")
+	p := tr.Plan()
+	t.Logf("auto: %s (%+v)", tr.Probe(), p)
+	if p.ProbeChoice != ChoiceAuto || p.KprobesWhy == "" {
+		t.Errorf("plan %+v: no reason for the probe choice", p)
 	}
 }
 
@@ -592,10 +592,7 @@ func TestCloseDetachesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []uint32
-	for _, p := range tr.programs {
-		if p == nil {
-			continue
-		}
+	for _, p := range tr.objs.programs {
 		info, err := p.Info()
 		if err != nil {
 			t.Fatal(err)
@@ -673,7 +670,7 @@ func TestStaleKprobesRemoved(t *testing.T) {
 			t.Errorf("stale event %s still registered after start: %v", stale, events)
 		}
 	}
-	if len(tr.retEvents) == 0 {
+	if len(tr.kretprobes.events) == 0 {
 		t.Errorf("the tracer did not identify its kretprobe events among %v", events)
 	}
 	if _, err := tr.ReadAggregates(); err != nil {
@@ -719,7 +716,7 @@ func TestMalformedRecordCountedAndSkipped(t *testing.T) {
 			// An 8-byte record: far shorter than struct event.
 			asm.Mov.Imm(asm.R1, 0x2a),
 			asm.StoreMem(asm.R10, -8, asm.R1, asm.DWord),
-			asm.LoadMapPtr(asm.R1, tr.maps.Events.FD()),
+			asm.LoadMapPtr(asm.R1, tr.objs.maps.Events.FD()),
 			asm.Mov.Reg(asm.R2, asm.R10),
 			asm.Add.Imm(asm.R2, -8),
 			asm.Mov.Imm(asm.R3, 8),

@@ -1,0 +1,109 @@
+//go:build linux
+
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/otelcol-mremap/otelcol-mremap/bpf"
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+)
+
+// errMalformed marks a ring buffer record that decodeEvent rejects.
+var errMalformed = errors.New("malformed ring buffer record")
+
+// eventSizeNoPath is the size of a record whose mapping has no path: the
+// kernel leaves the path out (EVENT_SIZE_NO_PATH).
+const eventSizeNoPath = int(unsafe.Offsetof(bpf.MremapEvent{}.Vma) + unsafe.Offsetof(bpf.MremapVma{}.Path))
+
+// decodeEvent turns a ring buffer record into a Call. A record shorter than
+// the struct (truncated; a record whose mapping has no path may end where
+// the path would start), or a corrupt one (its exit precedes its entry on
+// the kernel's monotonic clock, or its comm lacks the NUL the kernel always
+// writes, or its classification is not one the kernel makes), is an
+// errMalformed.
+func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
+	var e bpf.MremapEvent
+	if len(raw) < eventSizeNoPath {
+		return mremap.Call{}, fmt.Errorf("%w: %d bytes, want %d (%d without a path)", errMalformed, len(raw), unsafe.Sizeof(e), eventSizeNoPath)
+	}
+	// The record is the C struct event in host byte order and layout.
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&e)), unsafe.Sizeof(e)), raw)
+	if e.Vma.PathLen > 0 && len(raw) < int(unsafe.Sizeof(e)) {
+		return mremap.Call{}, fmt.Errorf("%w: %d bytes with a path of %d, want %d", errMalformed, len(raw), e.Vma.PathLen, unsafe.Sizeof(e))
+	}
+	if e.ExitNs < e.EnterNs {
+		return mremap.Call{}, fmt.Errorf("%w: exit at %d ns before entry at %d ns", errMalformed, e.ExitNs, e.EnterNs)
+	}
+	if mremap.Resize(e.Resize) > mremap.ResizeShrink || mremap.Move(e.Move) > mremap.MoveDontUnmap {
+		return mremap.Call{}, fmt.Errorf("%w: resize %d or move %d is not one the kernel writes", errMalformed, e.Resize, e.Move)
+	}
+	if e.Comm[len(e.Comm)-1] != 0 {
+		return mremap.Call{}, fmt.Errorf("%w: comm %q is not NUL-terminated", errMalformed, commString(e.Comm))
+	}
+	return mremap.Call{
+		Enter:    clock.Wall(e.EnterNs),
+		Exit:     clock.Wall(e.ExitNs),
+		Duration: time.Duration(e.ExitNs - e.EnterNs),
+		Process: mremap.Process{
+			PID:       e.Tgid,
+			PPID:      e.Ppid,
+			UID:       e.Uid,
+			Comm:      commString(e.Comm),
+			StartTime: e.StartTime,
+		},
+		TID:        e.Tid,
+		OldAddress: e.OldAddress,
+		OldSize:    e.OldSize,
+		NewSize:    e.NewSize,
+		Flags:      e.Flags,
+		NewAddress: e.NewAddress,
+		Return:     e.Ret,
+		Errno:      e.Err,
+		Resize:     mremap.Resize(e.Resize),
+		Move:       mremap.Move(e.Move),
+		VMA:        decodeVMA(&e.Vma),
+	}, nil
+}
+
+// decodeVMA turns the kernel's view of the mapping at old_address into a
+// VMA. The path is shown as /proc/PID/maps would show it.
+func decodeVMA(v *bpf.MremapVma) mremap.VMA {
+	if v.Flags&uint8(bpf.MremapVmaFlagVMA_FOUND) == 0 {
+		return mremap.VMA{}
+	}
+	n := min(int(v.PathLen), len(v.Path))
+	path := bytesOf(v.Path[:n])
+	prefix, suffix := "", ""
+	if v.Flags&uint8(bpf.MremapVmaFlagVMA_PATH_TRUNCATED) != 0 {
+		prefix = "..."
+	}
+	if v.Flags&uint8(bpf.MremapVmaFlagVMA_PATH_DELETED) != 0 {
+		suffix = " (deleted)"
+	}
+	return mremap.VMA{
+		Found:       true,
+		Permissions: interned.get("", bytesOf(v.Perms[:]), ""),
+		Path:        interned.get(prefix, path, suffix),
+	}
+}
+
+// commString is a comm up to its NUL.
+func commString(name [16]int8) string {
+	b := bytesOf(name[:])
+	for i, c := range b {
+		if c == 0 {
+			b = b[:i]
+			break
+		}
+	}
+	return interned.get("", b, "")
+}
+
+// bytesOf views C chars as bytes.
+func bytesOf(c []int8) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(c))), len(c))
+}

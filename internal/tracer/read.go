@@ -1,0 +1,64 @@
+//go:build linux
+
+package tracer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+)
+
+// Between the kernel's wake-ups (wakeup_bytes) Read polls every
+// pollInterval, so records of a quiet host are read within that time.
+const pollInterval = 100 * time.Millisecond
+
+// clockRefresh is how often Read measures the clock offset again.
+const clockRefresh = time.Minute
+
+// Read blocks until the next call arrives and returns it. A record that is
+// truncated or corrupt is skipped and counted as Drops.MalformedRecord. It
+// returns ErrClosed once Close was called, or at once if the tracer was
+// opened without Events. One goroutine at a time may call it.
+func (t *Tracer) Read() (mremap.Call, error) {
+	if t.reader == nil {
+		return mremap.Call{}, ErrClosed
+	}
+	for {
+		err := t.reader.ReadInto(&t.record)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The kernel does not wake the reader for every record: poll
+			// again. The reader waits only once the ring is empty, so
+			// the deadline is renewed here alone.
+			t.reader.SetDeadline(time.Now().Add(pollInterval))
+			continue
+		}
+		if closed(err) || errFlushed(err) && t.stopped.Load() {
+			// Closed; or Stop detached the probes and every record is read.
+			return mremap.Call{}, ErrClosed
+		}
+		if err != nil {
+			return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
+		}
+		// The real-time clock is stepped and slewed (NTP) while the
+		// monotonic one is not: measure the offset between them again now
+		// and then.
+		if time.Since(t.clockAt) > clockRefresh {
+			t.clock, t.clockAt = NewClock(), time.Now()
+		}
+		c, err := decodeEvent(t.record.RawSample, t.clock)
+		if err != nil {
+			t.malformed.Add(1)
+			continue
+		}
+		return c, nil
+	}
+}
+
+// Pending says whether the ring buffer holds records that Read returns
+// without waiting. Like Read, it must not be called once Close began.
+func (t *Tracer) Pending() bool {
+	return t.reader != nil && t.reader.AvailableBytes() > 0
+}
