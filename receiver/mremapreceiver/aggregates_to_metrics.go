@@ -85,8 +85,8 @@ func (c *metricConverter) toMetrics(a *tracer.Aggregates, now pcommon.Timestamp)
 	for k, n := range moves {
 		c.mb.RecordMremapMovesDataPoint(now, int64(n), k.comm, metadata.MapAttributeMremapMove[k.move.String()])
 	}
-	for _, r := range a.Drops.ByReason() {
-		c.mb.RecordMremapEventsDroppedDataPoint(now, int64(r.Count), metadata.MapAttributeReason[r.Reason])
+	for _, d := range dropsByReason(a.Drops) {
+		c.mb.RecordMremapEventsDroppedDataPoint(now, int64(d.count), d.reason)
 	}
 
 	res := pcommon.NewResource()

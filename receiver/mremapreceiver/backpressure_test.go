@@ -41,32 +41,11 @@ func TestLogsRefusedDownstream(t *testing.T) {
 	tt := componenttest.NewTelemetry()
 	defer tt.Shutdown(context.Background())
 
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.CollectionInterval = 100 * time.Millisecond
-	cfg.Filter.Comms = []string{mremaptest.Comm}
+	cfg := helperConfig(func(cfg *Config) { cfg.CollectionInterval = 100 * time.Millisecond })
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.TelemetrySettings = tt.NewTelemetrySettings()
 	metrics := new(consumertest.MetricsSink)
-	lr, err := f.CreateLogs(context.Background(), set, cfg, consumertest.NewErr(errors.New("the pipeline is full")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, start := range []func() error{
-		func() error { return lr.Start(context.Background(), componenttest.NewNopHost()) },
-		func() error { return mr.Start(context.Background(), componenttest.NewNopHost()) },
-	} {
-		if err := start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer lr.Shutdown(context.Background())
-	defer mr.Shutdown(context.Background())
-	rcv := lr.(*mremapReceiver)
+	rcv := startReceiver(t, cfg, pipelines{logs: consumertest.NewErr(errors.New("the pipeline is full")), metrics: metrics, set: &set}).core
 
 	// A sustained load, then the known calls: the receiver is still
 	// reading and the metrics still flow after a second of refusals.

@@ -43,15 +43,18 @@ func benchCalls(n, procs int) []observedCall {
 		case 1: // maymove
 			c.Flags = mremap.FlagMayMove
 			c.Return = int64(c.OldAddress + 0x100000)
+			c.Move = mremap.MoveMayMove
 		case 2: // fixed
 			c.Flags = mremap.FlagMayMove | mremap.FlagFixed
 			c.NewAddress = c.OldAddress + 0x200000
 			c.Return = int64(c.NewAddress)
+			c.Move = mremap.MoveFixed
 		case 3: // EINVAL
 			c.OldAddress++
 			c.Flags = mremap.FlagMayMove
-			c.Return = -22
+			c.Return, c.Errno = -22, 22
 		}
+		c.Resize = mremap.ResizeGrow
 		calls[i] = observedCall{Call: c, proc: processInfo{
 			exePath:     fmt.Sprintf("/usr/bin/proc-%d", p),
 			containerID: fmt.Sprintf("%064x", p),
@@ -100,12 +103,13 @@ func BenchmarkToLogsLoadGenerator(b *testing.B) {
 			OldSize:    2 * page,
 			NewSize:    page,
 			Return:     0x7f3a2c000000,
+			Resize:     mremap.ResizeShrink,
 			VMA:        mremap.VMA{Found: true, Permissions: "rw-p"},
 		}
 		if i%2 == 1 {
-			c.OldSize, c.NewSize = page, 2*page
+			c.OldSize, c.NewSize, c.Resize = page, 2*page, mremap.ResizeGrow
 		}
-		calls[i] = observedCall{Call: c, proc: processInfo{exePath: "/work/bin/mremap-helper"}, observed: time.Now()}
+		calls[i] = observedCall{Call: c, proc: processInfo{exePath: "/usr/local/bin/mremap-helper"}, observed: time.Now()}
 	}
 	c := newLogConverter(createDefaultConfig(), "bench-host", string(tracer.ProbeTracepoint))
 	b.ReportAllocs()

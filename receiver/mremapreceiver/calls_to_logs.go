@@ -24,8 +24,6 @@ type logConverter struct {
 	groupOf map[processKey]int // a process's index in groups
 	groups  []callGroup
 	group   []int32 // the group of each call
-
-	attributeSets [2][2]attributeSet // by call.OK(), call.VMA.Found
 }
 
 // callGroup is the calls of one process in a batch.
@@ -127,105 +125,9 @@ func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process, info pro
 	}
 }
 
-// An attribute of a log record; attributeKeys names them.
-type attribute uint8
-
-const (
-	attrThreadID attribute = iota
-	attrOldAddress
-	attrOldSize
-	attrNewSize
-	attrFlags
-	attrFlagNames
-	attrNewAddress
-	attrResult
-	attrResultAddress
-	attrSizeDelta
-	attrResize
-	attrMove
-	attrDurationNs
-	attrProbe
-	attrVMAPermissions
-	attrVMAPath
-)
-
-var attributeKeys = [...]string{
-	attrThreadID:       "thread.id",
-	attrOldAddress:     "mremap.old_address",
-	attrOldSize:        "mremap.old_size",
-	attrNewSize:        "mremap.new_size",
-	attrFlags:          "mremap.flags",
-	attrFlagNames:      "mremap.flags.names",
-	attrNewAddress:     "mremap.new_address",
-	attrResult:         "mremap.result",
-	attrResultAddress:  "mremap.result_address",
-	attrSizeDelta:      "mremap.size_delta",
-	attrResize:         "mremap.resize",
-	attrMove:           "mremap.move",
-	attrDurationNs:     "mremap.duration_ns",
-	attrProbe:          "mremap.probe",
-	attrVMAPermissions: "mremap.vma.permissions",
-	attrVMAPath:        "mremap.vma.path",
-}
-
-// attributeSet is the attributes of one kind of record (succeeded or not,
-// with a mapping or not), in order: their keys as a map of empty values,
-// copied into each record of the kind and then filled in. Copying the keys
-// and filling the values in place skips the search for an existing key
-// that each Map.Put does, which costs more than the rest of the record.
-type attributeSet struct {
-	fields []attribute
-	keys   pcommon.Map
-}
-
-// attributes is the attributeSet of call's kind, made on first use.
-func (c *logConverter) attributes(call *mremap.Call) *attributeSet {
-	ok, vma := call.OK(), call.VMA.Found
-	set := &c.attributeSets[b2i(ok)][b2i(vma)]
-	if set.fields != nil {
-		return set
-	}
-	// In the order of SPEC.md. With redact_addresses, the addresses are
-	// left out.
-	add := func(a attribute, when bool) {
-		if when {
-			set.fields = append(set.fields, a)
-		}
-	}
-	add(attrThreadID, true)
-	add(attrOldAddress, !c.redact)
-	add(attrOldSize, true)
-	add(attrNewSize, true)
-	add(attrFlags, true)
-	add(attrFlagNames, true)
-	add(attrNewAddress, !c.redact)
-	add(attrResult, true)
-	add(attrResultAddress, ok && !c.redact)
-	add(attrSizeDelta, true)
-	add(attrResize, true)
-	add(attrMove, true)
-	add(attrDurationNs, true)
-	add(attrProbe, true)
-	add(attrVMAPermissions, vma)
-	add(attrVMAPath, vma)
-	set.keys = pcommon.NewMap()
-	set.keys.EnsureCapacity(len(set.fields))
-	for _, a := range set.fields {
-		set.keys.PutEmpty(attributeKeys[a])
-	}
-	return set
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// setLogRecord writes one call as a log record, per SPEC.md, with body (the
-// call as strace prints it, redacted or not). With redact, the address
-// attributes are left out.
+// setLogRecord writes one call as a log record, with body (the call as
+// strace prints it, redacted or not). With redact, the address attributes
+// are left out.
 func (c *logConverter) setLogRecord(lr plog.LogRecord, call *mremap.Call, body string, observed pcommon.Timestamp) {
 	lr.SetEventName("mremap")
 	lr.SetTimestamp(pcommon.NewTimestampFromTime(call.Enter))
@@ -238,47 +140,36 @@ func (c *logConverter) setLogRecord(lr plog.LogRecord, call *mremap.Call, body s
 		lr.SetSeverityText("WARN")
 	}
 	lr.Body().SetStr(body)
+	c.setAttributes(lr.Attributes(), call)
+}
 
-	set := c.attributes(call)
-	set.keys.CopyTo(lr.Attributes())
-	i := 0
-	for _, v := range lr.Attributes().All() {
-		// Addresses and sizes are unsigned in the kernel; OTLP ints are
-		// signed 64-bit, which holds every user-space address and size.
-		switch set.fields[i] {
-		case attrThreadID:
-			v.SetInt(int64(call.TID))
-		case attrOldAddress:
-			v.SetInt(int64(call.OldAddress))
-		case attrOldSize:
-			v.SetInt(int64(call.OldSize))
-		case attrNewSize:
-			v.SetInt(int64(call.NewSize))
-		case attrFlags:
-			v.SetInt(int64(call.Flags))
-		case attrFlagNames:
-			v.SetStr(mremap.FlagNames(call.Flags))
-		case attrNewAddress:
-			v.SetInt(int64(call.NewAddress))
-		case attrResult:
-			v.SetStr(call.Result())
-		case attrResultAddress:
-			v.SetInt(int64(call.ResultAddress()))
-		case attrSizeDelta:
-			v.SetInt(call.SizeDelta())
-		case attrResize:
-			v.SetStr(call.Resize().String())
-		case attrMove:
-			v.SetStr(call.Move().String())
-		case attrDurationNs:
-			v.SetInt(call.Duration.Nanoseconds())
-		case attrProbe:
-			v.SetStr(c.probe)
-		case attrVMAPermissions:
-			v.SetStr(call.VMA.Permissions)
-		case attrVMAPath:
-			v.SetStr(call.VMA.Path)
-		}
-		i++
+// setAttributes writes the call's attributes, in the order the receiver's
+// README lists them. Addresses and sizes are unsigned in the kernel; OTLP
+// ints are signed 64-bit, which holds every user-space address and size.
+func (c *logConverter) setAttributes(attrs pcommon.Map, call *mremap.Call) {
+	attrs.EnsureCapacity(16)
+	attrs.PutInt("thread.id", int64(call.TID))
+	if !c.redact {
+		attrs.PutInt("mremap.old_address", int64(call.OldAddress))
+	}
+	attrs.PutInt("mremap.old_size", int64(call.OldSize))
+	attrs.PutInt("mremap.new_size", int64(call.NewSize))
+	attrs.PutInt("mremap.flags", int64(call.Flags))
+	attrs.PutStr("mremap.flags.names", mremap.FlagNames(call.Flags))
+	if !c.redact {
+		attrs.PutInt("mremap.new_address", int64(call.NewAddress))
+	}
+	attrs.PutStr("mremap.result", call.Result())
+	if call.OK() && !c.redact {
+		attrs.PutInt("mremap.result_address", int64(call.ResultAddress()))
+	}
+	attrs.PutInt("mremap.size_delta", call.SizeDelta())
+	attrs.PutStr("mremap.resize", call.Resize.String())
+	attrs.PutStr("mremap.move", call.Move.String())
+	attrs.PutInt("mremap.duration_ns", call.Duration.Nanoseconds())
+	attrs.PutStr("mremap.probe", c.probe)
+	if call.VMA.Found {
+		attrs.PutStr("mremap.vma.permissions", call.VMA.Permissions)
+		attrs.PutStr("mremap.vma.path", call.VMA.Path)
 	}
 }

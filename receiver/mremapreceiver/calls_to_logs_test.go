@@ -62,21 +62,21 @@ func testCalls() []mremap.Call {
 			Enter: enter, Exit: enter.Add(1500 * time.Nanosecond), Duration: 1500 * time.Nanosecond,
 			Process: postgres, TID: 101,
 			OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 8192, Flags: mremap.FlagMayMove,
-			Return: 0x7f3a2c100000,
-			VMA:    mremap.VMA{Found: true, Permissions: "rw-s", Path: "/dev/shm/PostgreSQL.1804289383"},
+			Return: 0x7f3a2c100000, Resize: mremap.ResizeGrow, Move: mremap.MoveMayMove,
+			VMA: mremap.VMA{Found: true, Permissions: "rw-s", Path: "/dev/shm/PostgreSQL.1804289383"},
 		},
 		{
 			Enter: enter.Add(time.Millisecond), Exit: enter.Add(time.Millisecond + 800), Duration: 800,
 			Process: java, TID: 230,
 			OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 4096, Flags: mremap.FlagMayMove | mremap.FlagFixed,
-			NewAddress: 0x7f3a2d000000, Return: 0x7f3a2d000000,
+			NewAddress: 0x7f3a2d000000, Return: 0x7f3a2d000000, Move: mremap.MoveFixed,
 			VMA: mremap.VMA{Found: true, Permissions: "rw-p"},
 		},
 		{
 			Enter: enter.Add(2 * time.Millisecond), Exit: enter.Add(2*time.Millisecond + 300), Duration: 300,
 			Process: postgres, TID: 100,
 			OldAddress: 0x7f3a2c000001, OldSize: 8192, NewSize: 4096, Flags: mremap.FlagMayMove,
-			Return: -22,
+			Return: -22, Errno: 22, Resize: mremap.ResizeShrink,
 		},
 	}
 }
@@ -250,35 +250,35 @@ func TestToLogsAttributeValues(t *testing.T) {
 	}{
 		{
 			name: "flags 0: empty names, in place",
-			call: mremap.Call{OldAddress: 0x1000, OldSize: 8192, NewSize: 4096, Return: 0x1000},
+			call: mremap.Call{OldAddress: 0x1000, OldSize: 8192, NewSize: 4096, Return: 0x1000, Resize: mremap.ResizeShrink},
 			want: map[string]any{"mremap.flags": int64(0), "mremap.flags.names": "", "mremap.move": "none", "mremap.resize": "shrink", "mremap.size_delta": int64(-4096), "mremap.result_address": int64(0x1000)},
 		},
 		{
 			name: "dontunmap",
-			call: mremap.Call{OldAddress: 0x1000, OldSize: 4096, NewSize: 4096, Flags: mremap.FlagMayMove | mremap.FlagDontUnmap, Return: 0x5000},
+			call: mremap.Call{OldAddress: 0x1000, OldSize: 4096, NewSize: 4096, Flags: mremap.FlagMayMove | mremap.FlagDontUnmap, Return: 0x5000, Move: mremap.MoveDontUnmap},
 			want: map[string]any{"mremap.flags": int64(5), "mremap.flags.names": "MREMAP_MAYMOVE|MREMAP_DONTUNMAP", "mremap.move": "dontunmap", "mremap.resize": "none"},
 		},
 		{
 			name: "unknown flag bits",
-			call: mremap.Call{Flags: 0x10 | mremap.FlagMayMove, Return: -22},
+			call: mremap.Call{Flags: 0x10 | mremap.FlagMayMove, Return: -22, Errno: 22},
 			want: map[string]any{"mremap.flags": int64(0x11), "mremap.flags.names": "MREMAP_MAYMOVE|0x10", "mremap.result": "EINVAL"},
 			not:  []string{"mremap.result_address"},
 		},
 		{
 			name: "failed fixed call is still fixed",
-			call: mremap.Call{Flags: mremap.FlagFixed, NewAddress: 0x9000, Return: -22},
+			call: mremap.Call{Flags: mremap.FlagFixed, NewAddress: 0x9000, Return: -22, Errno: 22, Move: mremap.MoveFixed},
 			want: map[string]any{"mremap.move": "fixed", "mremap.new_address": int64(0x9000), "mremap.result": "EINVAL"},
 			not:  []string{"mremap.result_address"},
 		},
 		{
 			name: "errors by name",
-			call: mremap.Call{Return: -14},
+			call: mremap.Call{Return: -14, Errno: 14},
 			want: map[string]any{"mremap.result": "EFAULT"},
 			not:  []string{"mremap.result_address"},
 		},
 		{
 			name: "enomem",
-			call: mremap.Call{OldSize: 4096, NewSize: 1 << 40, Return: -12},
+			call: mremap.Call{OldSize: 4096, NewSize: 1 << 40, Return: -12, Errno: 12, Resize: mremap.ResizeGrow},
 			want: map[string]any{"mremap.result": "ENOMEM", "mremap.resize": "grow", "mremap.size_delta": int64(1<<40 - 4096), "mremap.move": "none"},
 		},
 		{
@@ -544,108 +544,24 @@ func TestContainerIDFromCgroup(t *testing.T) {
 	}
 }
 
-// toLogsOneByOne is what toLogs does, written plainly: one record after the
-// other, a ResourceLogs per process in the order processes first appear.
+// toLogsOneByOne is what toLogs does, written plainly: each call converted
+// alone, its record moved to a ResourceLogs per process in the order
+// processes first appear.
 func toLogsOneByOne(c *logConverter, calls []observedCall) plog.Logs {
 	ld := plog.NewLogs()
 	scopes := map[processKey]plog.ScopeLogs{}
 	for i := range calls {
-		call := &calls[i].Call
-		sl, ok := scopes[keyOf(call.Process)]
+		one := c.toLogs(calls[i : i+1]).ResourceLogs().At(0)
+		k := keyOf(calls[i].Process)
+		sl, ok := scopes[k]
 		if !ok {
 			rl := ld.ResourceLogs().AppendEmpty()
-			c.setResource(rl.Resource().Attributes(), call.Process, calls[i].proc)
+			one.Resource().CopyTo(rl.Resource())
 			sl = rl.ScopeLogs().AppendEmpty()
-			sl.Scope().SetName("github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver")
-			scopes[keyOf(call.Process)] = sl
+			one.ScopeLogs().At(0).Scope().CopyTo(sl.Scope())
+			scopes[k] = sl
 		}
-		body := string(call.AppendText(nil, c.redact))
-		setLogRecordOneByOne(sl.LogRecords().AppendEmpty(), call, body, c.probe, pcommon.NewTimestampFromTime(calls[i].observed), c.redact)
+		one.ScopeLogs().At(0).LogRecords().At(0).CopyTo(sl.LogRecords().AppendEmpty())
 	}
 	return ld
-}
-
-// A batch whose processes interleave (and some of whose calls have a
-// mapping) becomes the same records, attributes in the same order, as one
-// record after the other; converting the next batch leaves it as it is.
-func TestToLogsGroupsByProcess(t *testing.T) {
-	marshal := func(ld plog.Logs) []byte {
-		b, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
-		require.NoError(t, err)
-		return b
-	}
-	for _, redact := range []bool{false, true} {
-		c := &logConverter{hostName: "host-a", probe: "tracepoint", redact: redact}
-		calls := benchCalls(300, 7)
-		for i := range calls {
-			if i%3 == 0 {
-				calls[i].VMA = mremap.VMA{Found: true, Permissions: "rw-p", Path: "/usr/lib/libc.so.6"}
-			}
-			if i%50 < 10 { // runs of one process too
-				calls[i].Process = calls[0].Process
-			}
-		}
-		ld := c.toLogs(calls)
-		want := marshal(toLogsOneByOne(c, calls))
-		require.Equal(t, want, marshal(ld), "redact %v", redact)
-		assert.Equal(t, 7, ld.ResourceLogs().Len())
-		for _, rl := range ld.ResourceLogs().All() {
-			for _, lr := range rl.ScopeLogs().At(0).LogRecords().All() {
-				var call mremap.Call
-				call.Return = -1 // failed: no mremap.result_address
-				if _, ok := lr.Attributes().Get("mremap.result_address"); ok {
-					call.Return = 0
-				}
-				_, call.VMA.Found = lr.Attributes().Get("mremap.vma.path")
-				assert.Len(t, c.attributes(&call).fields, lr.Attributes().Len())
-			}
-		}
-
-		c.toLogs(benchCalls(100, 3))
-		require.Equal(t, want, marshal(ld), "after the next batch, redact %v", redact)
-	}
-}
-
-// setLogRecordOneByOne is what logConverter.setLogRecord does, written
-// plainly: one Put after the other.
-func setLogRecordOneByOne(lr plog.LogRecord, c *mremap.Call, body, probe string, observed pcommon.Timestamp, redact bool) {
-	lr.SetEventName("mremap")
-	lr.SetTimestamp(pcommon.NewTimestampFromTime(c.Enter))
-	lr.SetObservedTimestamp(observed)
-	if c.OK() {
-		lr.SetSeverityNumber(plog.SeverityNumberInfo)
-		lr.SetSeverityText("INFO")
-	} else {
-		lr.SetSeverityNumber(plog.SeverityNumberWarn)
-		lr.SetSeverityText("WARN")
-	}
-	lr.Body().SetStr(body)
-
-	a := lr.Attributes()
-	a.PutInt("thread.id", int64(c.TID))
-	// Addresses and sizes are unsigned in the kernel; OTLP ints are signed
-	// 64-bit, which holds every user-space address and size.
-	if !redact {
-		a.PutInt("mremap.old_address", int64(c.OldAddress))
-	}
-	a.PutInt("mremap.old_size", int64(c.OldSize))
-	a.PutInt("mremap.new_size", int64(c.NewSize))
-	a.PutInt("mremap.flags", int64(c.Flags))
-	a.PutStr("mremap.flags.names", mremap.FlagNames(c.Flags))
-	if !redact {
-		a.PutInt("mremap.new_address", int64(c.NewAddress))
-	}
-	a.PutStr("mremap.result", c.Result())
-	if c.OK() && !redact {
-		a.PutInt("mremap.result_address", int64(c.ResultAddress()))
-	}
-	a.PutInt("mremap.size_delta", c.SizeDelta())
-	a.PutStr("mremap.resize", c.Resize().String())
-	a.PutStr("mremap.move", c.Move().String())
-	a.PutInt("mremap.duration_ns", c.Duration.Nanoseconds())
-	a.PutStr("mremap.probe", probe)
-	if c.VMA.Found {
-		a.PutStr("mremap.vma.permissions", c.VMA.Permissions)
-		a.PutStr("mremap.vma.path", c.VMA.Path)
-	}
 }

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/confmap"
+	"go.opentelemetry.io/collector/scraper/scraperhelper"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
 	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
@@ -18,9 +18,10 @@ import (
 type Config struct {
 	// Probe is how to attach: auto, kprobe or tracepoint.
 	Probe string `mapstructure:"probe"`
-	// CollectionInterval is how often the kernel aggregates are read and
-	// emitted as metrics.
-	CollectionInterval time.Duration `mapstructure:"collection_interval"`
+	// ControllerConfig is the scraper controller's: collection_interval
+	// (how often the kernel aggregates are read and emitted as metrics),
+	// initial_delay and timeout.
+	scraperhelper.ControllerConfig `mapstructure:",squash"`
 	// RingBufferSize is the size in bytes of the ring buffer that carries
 	// one record per call to user space: a power of two, at least one page.
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
@@ -95,9 +96,11 @@ const (
 )
 
 func createDefaultConfig() *Config {
+	controller := scraperhelper.NewDefaultControllerConfig()
+	controller.CollectionInterval = defaultCollectionInterval
 	return &Config{
+		ControllerConfig:   controller,
 		Probe:              string(tracer.ProbeAuto),
-		CollectionInterval: defaultCollectionInterval,
 		RingBufferSize:     defaultRingBufferSize,
 		VMALookup:          true,
 		Ia32RawTracepoints: true,
@@ -177,9 +180,8 @@ func (cfg *Config) Validate() error {
 	if cfg.CollectionInterval <= 0 {
 		bad("collection_interval", "must be positive, got %v", cfg.CollectionInterval)
 	}
-	page := os.Getpagesize()
-	if n := cfg.RingBufferSize; n < page || n&(n-1) != 0 || n > math.MaxUint32/2+1 {
-		bad("ring_buffer_size", "must be a power of two of at least one page (%d bytes) and at most 2 GiB, got %d", page, n)
+	if err := tracer.CheckRingBufferSize(cfg.RingBufferSize); err != nil {
+		bad("ring_buffer_size", "%v", err)
 	}
 	if cfg.MaxEventsPerSecond < 0 {
 		bad("max_events_per_second", "must not be negative (0 means no cap), got %d", cfg.MaxEventsPerSecond)
@@ -191,9 +193,8 @@ func (cfg *Config) Validate() error {
 	}
 	checkComms := func(key string, comms []string) {
 		for i, c := range comms {
-			if c == "" || len(c) > tracer.MaxCommLen {
-				bad(fmt.Sprintf("filter::%s[%d]", key, i), "process name %q must be 1 to %d characters (the kernel's comm length)",
-					c, tracer.MaxCommLen)
+			if err := tracer.CheckComm(c); err != nil {
+				bad(fmt.Sprintf("filter::%s[%d]", key, i), "%v", err)
 			}
 		}
 	}
@@ -224,8 +225,8 @@ func (cfg *Config) cgroupIDs() ([]uint64, error) {
 	return ids, nil
 }
 
-// tracerOptions turns the configuration into what the tracer needs. events
-// is whether a logs pipeline is served.
+// tracerOptions turns the configuration into what the tracer needs, but
+// for the cgroups (cgroupIDs). events is whether a logs pipeline is served.
 func (cfg *Config) tracerOptions(events bool) tracer.Options {
 	f := tracer.Filter{
 		Comms:        cfg.Filter.Comms,

@@ -20,8 +20,7 @@ func NewFactory() receiver.Factory {
 	)
 }
 
-// One receiver per configuration serves both pipelines, so the probes are
-// loaded once.
+// One set of probes per configuration serves both pipelines.
 var receivers = newSharedReceivers()
 
 func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
@@ -30,7 +29,7 @@ func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, 
 		return nil, err
 	}
 	r.logs = next
-	return r, nil
+	return logsReceiver{r}, nil
 }
 
 func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
@@ -39,5 +38,5 @@ func createMetrics(_ context.Context, set receiver.Settings, cfg component.Confi
 		return nil, err
 	}
 	r.metrics = next
-	return r, nil
+	return newMetricsReceiver(r, set, next)
 }

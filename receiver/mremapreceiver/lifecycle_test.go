@@ -1,17 +1,13 @@
 package mremapreceiver
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/goleak"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
-	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
 )
 
 // startShutdownCycles is how many times TestStartShutdownCycles starts and
@@ -31,35 +27,15 @@ func TestStartShutdownCycles(t *testing.T) {
 	// calls, calls running, and shuts the receiver down.
 	cycle := func(t *testing.T, running func()) {
 		t.Helper()
-		f := NewFactory()
-		cfg := f.CreateDefaultConfig().(*Config)
-		cfg.CollectionInterval = 10 * time.Millisecond
-		cfg.RingBufferSize = 1 << 16
-		cfg.Filter.Comms = []string{mremaptest.Comm}
-		set := receivertest.NewNopSettings(metadata.Type)
+		cfg := helperConfig(func(cfg *Config) {
+			cfg.CollectionInterval = 10 * time.Millisecond
+			cfg.RingBufferSize = 1 << 16
+		})
 		logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
-		lr, err := f.CreateLogs(context.Background(), set, cfg, logs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-			t.Fatal(err)
-		}
-		if err := mr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-			t.Fatal(err)
-		}
+		r := startReceiver(t, cfg, pipelines{logs: logs, metrics: metrics})
 		made := mremaptest.RunHelper(t, helper)
 		running()
-		if err := lr.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		if err := mr.Shutdown(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		r.shutdown()
 		// Shutdown delivers what was left in the ring buffer and reports
 		// the aggregates once more.
 		if n := logs.LogRecordCount(); n != len(made) {

@@ -1,16 +1,14 @@
 package mremapreceiver
 
 import (
-	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/component/componenttest"
 	"go.opentelemetry.io/collector/consumer/consumertest"
-	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -19,45 +17,25 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
 	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
 	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestReceiverLogsAndMetrics(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	helper := mremaptest.HelperPath(t)
 	exe, err := filepath.EvalSymlinks(helper)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, probe := range mremaptest.Probes(t) {
 		t.Run(probe, func(t *testing.T) {
-			if left := mremaptest.OurPrograms(); len(left) > 0 {
-				t.Fatalf("programs loaded before the test: %v", left)
-			}
-			f := NewFactory()
-			cfg := f.CreateDefaultConfig().(*Config)
-			cfg.Probe = probe
-			cfg.CollectionInterval = 100 * time.Millisecond
-			cfg.Filter.Comms = []string{mremaptest.Comm}
-			cfg.ResourceAttributes.ProcessCommandLine.Enabled = true
-			set := receivertest.NewNopSettings(metadata.Type)
+			require.Empty(t, mremaptest.OurPrograms(), "programs loaded before the test")
+			cfg := helperConfig(func(cfg *Config) {
+				cfg.Probe = probe
+				cfg.CollectionInterval = 100 * time.Millisecond
+				cfg.ResourceAttributes.ProcessCommandLine.Enabled = true
+			})
 			logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
-			lr, err := f.CreateLogs(context.Background(), set, cfg, logs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mr, err := f.CreateMetrics(context.Background(), set, cfg, metrics)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if lr != mr {
-				t.Fatal("the logs and metrics pipelines got two receivers; want one shared")
-			}
-			if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-				t.Fatal(err)
-			}
-			if err := mr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-				t.Fatal(err)
-			}
+			r := startReceiver(t, cfg, pipelines{logs: logs, metrics: metrics})
 			if n := len(mremaptest.OurPrograms()); n < 2 || n > 4 {
 				t.Errorf("%d programs loaded for both pipelines, want one set (2, 3 with the ia32 kprobe, 4 with the ia32 raw tracepoints)", n)
 			}
@@ -67,24 +45,13 @@ func TestReceiverLogsAndMetrics(t *testing.T) {
 			run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, CommandLine: helper + " -linger 2s", Start: time.Now()}
 			run.Made = mremaptest.RunHelperLinger(t, helper, 2*time.Second)
 			run.End = time.Now()
-
-			problems := mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
+			eventually(t, func() []string {
 				p := mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
 				return append(p, lastMetricsProblems(metrics, probe)...)
 			})
-			for _, p := range problems {
-				t.Error(p)
-			}
 
-			if err := lr.Shutdown(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := mr.Shutdown(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if left := mremaptest.ProgramsLeft(); len(left) > 0 {
-				t.Errorf("programs still loaded after shutdown: %v", left)
-			}
+			r.shutdown()
+			assert.Empty(t, mremaptest.ProgramsLeft(), "programs still loaded after shutdown")
 		})
 	}
 }
@@ -103,28 +70,12 @@ func TestIa32Caller(t *testing.T) {
 	}
 	for _, probe := range mremaptest.Probes(t) {
 		t.Run(probe, func(t *testing.T) {
-			f := NewFactory()
-			cfg := f.CreateDefaultConfig().(*Config)
-			cfg.Probe = probe
-			cfg.Filter.Comms = []string{mremaptest.Comm}
 			logs := new(consumertest.LogsSink)
-			lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-				t.Fatal(err)
-			}
-			defer lr.Shutdown(context.Background())
-
+			startReceiver(t, helperConfig(func(cfg *Config) { cfg.Probe = probe }), pipelines{logs: logs})
 			run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Start: time.Now()}
 			run.Made = mremaptest.RunHelperLinger(t, helper, 2*time.Second)
 			run.End = time.Now()
-			for _, p := range mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
-				return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
-			}) {
-				t.Error(p)
-			}
+			eventually(t, func() []string { return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run) })
 		})
 	}
 }
@@ -144,28 +95,15 @@ func TestIa32GlibcCaller(t *testing.T) {
 	}
 	for _, probe := range mremaptest.Probes(t) {
 		t.Run(probe, func(t *testing.T) {
-			f := NewFactory()
-			cfg := f.CreateDefaultConfig().(*Config)
-			cfg.Probe = probe
-			cfg.Filter.Comms = []string{mremaptest.CommGlibc32}
 			logs := new(consumertest.LogsSink)
-			lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-				t.Fatal(err)
-			}
-			defer lr.Shutdown(context.Background())
-
+			startReceiver(t, helperConfig(func(cfg *Config) {
+				cfg.Probe = probe
+				cfg.Filter.Comms = []string{mremaptest.CommGlibc32}
+			}), pipelines{logs: logs})
 			run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Comm: mremaptest.CommGlibc32, Start: time.Now()}
 			run.Made = mremaptest.RunHelperGlibc32(t, helper, "-linger", "2s")
 			run.End = time.Now()
-			for _, p := range mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
-				return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
-			}) {
-				t.Error(p)
-			}
+			eventually(t, func() []string { return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run) })
 		})
 	}
 }
@@ -182,28 +120,12 @@ func TestContainerID(t *testing.T) {
 	const id = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
 	cgroup := mremaptest.NewCgroup(t, "docker-"+id+".scope")
 
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.Filter.Comms = []string{mremaptest.Comm}
 	logs := new(consumertest.LogsSink)
-	lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
-	defer lr.Shutdown(context.Background())
-	probe := string(lr.(*mremapReceiver).tracer.Probe())
-
-	run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, ContainerID: id, Start: time.Now()}
+	r := startReceiver(t, helperConfig(), pipelines{logs: logs})
+	run := mremapcheck.Run{Probe: r.probe(), PPID: os.Getpid(), ExePath: exe, ContainerID: id, Start: time.Now()}
 	run.Made = mremaptest.RunHelperInCgroup(t, helper, cgroup, "-linger", "2s")
 	run.End = time.Now()
-	for _, p := range mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
-		return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
-	}) {
-		t.Error(p)
-	}
+	eventually(t, func() []string { return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run) })
 }
 
 // filter.cgroups, given as /proc/PID/cgroup shows a cgroup (from the
@@ -219,30 +141,13 @@ func TestCgroupFilter(t *testing.T) {
 	inside := mremaptest.NewCgroup(t, "filter.slice/helper.scope")
 	rel := mremaptest.CgroupPath(t, filepath.Dir(inside))
 
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.Filter.Comms = []string{mremaptest.Comm}
-	cfg.Filter.Cgroups = []string{rel}
 	logs := new(consumertest.LogsSink)
-	lr, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := lr.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
-	defer lr.Shutdown(context.Background())
-	probe := string(lr.(*mremapReceiver).tracer.Probe())
-
+	r := startReceiver(t, helperConfig(func(cfg *Config) { cfg.Filter.Cgroups = []string{rel} }), pipelines{logs: logs})
 	outside := mremaptest.RunHelper(t, helper)
-	run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Start: time.Now()}
+	run := mremapcheck.Run{Probe: r.probe(), PPID: os.Getpid(), ExePath: exe, Start: time.Now()}
 	run.Made = mremaptest.RunHelperInCgroup(t, helper, inside, "-linger", "2s")
 	run.End = time.Now()
-	for _, p := range mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
-		return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
-	}) {
-		t.Error(p)
-	}
+	eventually(t, func() []string { return mremapcheck.Logs(mergeLogs(logs.AllLogs()), run) })
 	ld := mergeLogs(logs.AllLogs())
 	for i := 0; i < ld.ResourceLogs().Len(); i++ {
 		pid, _ := ld.ResourceLogs().At(i).Resource().Attributes().Get("process.pid")
@@ -255,20 +160,13 @@ func TestCgroupFilter(t *testing.T) {
 // A cgroup that does not exist fails Start, naming the key and the path.
 func TestCgroupFilterMissingCgroup(t *testing.T) {
 	mremaptest.RequireBPF(t)
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.Filter.Cgroups = []string{"/no-such.slice/x.service"}
-	r, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = r.Start(context.Background(), componenttest.NewNopHost())
+	r := newTestReceiver(t, helperConfig(func(cfg *Config) { cfg.Filter.Cgroups = []string{"/no-such.slice/x.service"} }),
+		pipelines{logs: consumertest.NewNop()})
+	err := r.start()
 	if err == nil || !strings.Contains(err.Error(), "filter::cgroups[0]") || !strings.Contains(err.Error(), "/no-such.slice/x.service") {
 		t.Errorf("Start with a missing cgroup: %v, want an error naming filter::cgroups[0] and the path", err)
 	}
-	if err := r.Shutdown(context.Background()); err != nil {
-		t.Error(err)
-	}
+	r.shutdown()
 	if left := mremaptest.ProgramsLeft(); len(left) > 0 {
 		t.Errorf("programs loaded after the failed start: %v", left)
 	}
@@ -278,31 +176,12 @@ func TestCgroupFilterMissingCgroup(t *testing.T) {
 func TestMetricsOnlySubmitsNoRecords(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	helper := mremaptest.HelperPath(t)
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.CollectionInterval = 100 * time.Millisecond
-	cfg.Filter.Comms = []string{mremaptest.Comm}
 	metrics := new(consumertest.MetricsSink)
-	r, err := f.CreateMetrics(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
-	defer r.Shutdown(context.Background())
-	rcv := r.(*mremapReceiver)
-	if opts := cfg.tracerOptions(rcv.logs != nil); opts.Events {
-		t.Fatal("a metrics-only receiver asks for events")
-	}
+	r := startReceiver(t, helperConfig(func(cfg *Config) { cfg.CollectionInterval = 100 * time.Millisecond }), pipelines{metrics: metrics})
+	assert.Nil(t, r.core.logs, "a metrics-only receiver has a logs pipeline")
 	mremaptest.RunHelper(t, helper)
-	problems := mremapcheck.Eventually(20*time.Second, 100*time.Millisecond, func() []string {
-		return lastMetricsProblems(metrics, string(rcv.tracer.Probe()))
-	})
-	for _, p := range problems {
-		t.Error(p)
-	}
-	if _, err := rcv.tracer.Read(); err != tracer.ErrClosed {
+	eventually(t, func() []string { return lastMetricsProblems(metrics, r.probe()) })
+	if _, err := r.core.tracer.Read(); !errors.Is(err, tracer.ErrClosed) {
 		t.Errorf("records readable without a logs pipeline: %v", err)
 	}
 }
@@ -312,65 +191,29 @@ func TestStartFailsWithAClearError(t *testing.T) {
 	if mremaptest.HasKprobes() {
 		t.Skip("this kernel has kprobes, so probe: kprobe does not fail here")
 	}
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.Probe = "kprobe"
-	r, err := f.CreateLogs(context.Background(), receivertest.NewNopSettings(metadata.Type), cfg, consumertest.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = r.Start(context.Background(), componenttest.NewNopHost())
-	if err == nil || !strings.Contains(err.Error(), "kprobe") {
+	r := newTestReceiver(t, helperConfig(func(cfg *Config) { cfg.Probe = "kprobe" }), pipelines{logs: consumertest.NewNop()})
+	err := r.start()
+	if err == nil || !strings.Contains(err.Error(), "probe kprobe: ") {
 		t.Errorf("Start with probe kprobe on a kernel without kprobes: %v", err)
 	}
-	if err := r.Shutdown(context.Background()); err != nil {
-		t.Error(err)
-	}
-}
-
-// lastMetricsProblems checks the last emission the sink received.
-func lastMetricsProblems(sink *consumertest.MetricsSink, probe string) []string {
-	all := sink.AllMetrics()
-	if len(all) == 0 {
-		return []string{"no metrics"}
-	}
-	return mremapcheck.Metrics(all[len(all)-1], probe)
-}
-
-func mergeLogs(all []plog.Logs) plog.Logs {
-	out := plog.NewLogs()
-	for _, ld := range all {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			ld.ResourceLogs().At(i).CopyTo(out.ResourceLogs().AppendEmpty())
-		}
-	}
-	return out
+	r.shutdown()
 }
 
 // Without a metrics pipeline, drops are not lost silently: they are logged.
 func TestLogsOnlyWarnsAboutDrops(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	helper := mremaptest.HelperPath(t)
-	f := NewFactory()
-	cfg := f.CreateDefaultConfig().(*Config)
-	cfg.CollectionInterval = 100 * time.Millisecond
-	cfg.MaxEventsPerSecond = 3
-	cfg.Filter.Comms = []string{mremaptest.Comm}
+	cfg := helperConfig(func(cfg *Config) {
+		cfg.CollectionInterval = 100 * time.Millisecond
+		cfg.MaxEventsPerSecond = 3
+	})
 	core, logged := observer.New(zap.WarnLevel)
 	set := receivertest.NewNopSettings(metadata.Type)
 	set.Logger = zap.New(core)
 	logs := new(consumertest.LogsSink)
-	r, err := f.CreateLogs(context.Background(), set, cfg, logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Start(context.Background(), componenttest.NewNopHost()); err != nil {
-		t.Fatal(err)
-	}
+	r := startReceiver(t, cfg, pipelines{logs: logs, set: &set})
 	mremaptest.RunHelper(t, helper)
-	if err := r.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	r.shutdown()
 	var limited int64
 	for _, e := range logged.FilterMessageSnippet("not delivered in full").All() {
 		if n, ok := e.ContextMap()["rate_limited"].(uint64); ok {

@@ -6,11 +6,11 @@ import (
 	"go.opentelemetry.io/collector/receiver"
 )
 
-// sharedReceivers keeps one receiver per configuration, so that the logs
-// and the metrics pipelines of one `mremap` receiver share one set of
+// sharedReceivers keeps one mremapReceiver per configuration, so that the
+// logs and the metrics pipelines of one `mremap` receiver share one set of
 // probes. It is the small equivalent of the Collector's internal
-// sharedcomponent package: the receiver starts once and shuts down once,
-// then leaves the map.
+// sharedcomponent package: each receiver created on it counts as a user,
+// and the last one to shut down takes it out of the map.
 type sharedReceivers struct {
 	mu sync.Mutex
 	m  map[*Config]*mremapReceiver
@@ -24,16 +24,22 @@ func (s *sharedReceivers) getOrCreate(cfg *Config, set receiver.Settings) (*mrem
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if r, ok := s.m[cfg]; ok {
+		r.users++
 		return r, nil
 	}
 	r, err := newReceiver(cfg, set)
 	if err != nil {
 		return nil, err
 	}
-	r.forget = func() {
+	r.users = 1
+	r.leave = func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if r.users--; r.users > 0 {
+			return false
+		}
 		delete(s.m, cfg)
+		return true
 	}
 	s.m[cfg] = r
 	return r, nil

@@ -288,8 +288,9 @@ func TestCollectorRedactAddresses(t *testing.T) {
 	c.stop(t)
 	for i, m := range made {
 		r := records[i]
+		// The helper reports the kernel's raw return: -errno for a failure.
 		call := mremap.Call{OldAddress: m.OldAddress, OldSize: m.OldSize, NewSize: m.NewSize, Flags: m.Flags,
-			NewAddress: m.NewAddress, Return: m.Return}
+			NewAddress: m.NewAddress, Return: m.Return, Errno: uint16(-min(m.Return, 0))}
 		if got, want := r.Body().Str(), call.Redacted(); got != want {
 			t.Errorf("%s: body %q, want %q", m.Name, got, want)
 		}
