@@ -565,3 +565,34 @@ func toLogsOneByOne(c *logConverter, calls []observedCall) plog.Logs {
 	}
 	return ld
 }
+
+// A batch whose processes interleave (and some of whose calls have a
+// mapping) becomes the same records, attributes in the same order, as the
+// calls converted one at a time; converting the next batch leaves it as it
+// is (the bodies of a batch share one buffer).
+func TestToLogsGroupsByProcess(t *testing.T) {
+	marshal := func(ld plog.Logs) []byte {
+		b, err := (&plog.ProtoMarshaler{}).MarshalLogs(ld)
+		require.NoError(t, err)
+		return b
+	}
+	for _, redact := range []bool{false, true} {
+		c := &logConverter{hostName: "host-a", probe: "tracepoint", redact: redact}
+		calls := benchCalls(300, 7)
+		for i := range calls {
+			if i%3 == 0 {
+				calls[i].VMA = mremap.VMA{Found: true, Permissions: "rw-p", Path: "/usr/lib/libc.so.6"}
+			}
+			if i%50 < 10 { // runs of one process too
+				calls[i].Process = calls[0].Process
+			}
+		}
+		ld := c.toLogs(calls)
+		want := marshal(toLogsOneByOne(c, calls))
+		require.Equal(t, want, marshal(ld), "redact %v", redact)
+		assert.Equal(t, 7, ld.ResourceLogs().Len())
+
+		c.toLogs(benchCalls(100, 3))
+		require.Equal(t, want, marshal(ld), "after the next batch, redact %v", redact)
+	}
+}
