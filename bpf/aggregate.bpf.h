@@ -37,7 +37,8 @@ static const __u64 zero_count;
 
 // aggregate counts the call of the process comm, with its outcome o and
 // its duration in nanoseconds.
-static __always_inline void aggregate(const struct comm *comm, const struct outcome *o, __u64 duration)
+static __always_inline void aggregate(const struct comm *comm, const struct outcome *o,
+				      __u64 duration)
 {
 	struct call_key ck = { .comm = *comm, .resize = o->resize, .move = o->move, .err = o->err };
 	bool missing = false;

@@ -14,11 +14,21 @@ static __always_inline __u32 hist_slot(__u64 v)
 		return 0;
 	v -= 1;
 	// Branch-free log2 of v, then +1.
-	shift = (v > 0xFFFFFFFFULL) << 5; v >>= shift; slot = shift;
-	shift = (v > 0xFFFF) << 4; v >>= shift; slot |= shift;
-	shift = (v > 0xFF) << 3; v >>= shift; slot |= shift;
-	shift = (v > 0xF) << 2; v >>= shift; slot |= shift;
-	shift = (v > 0x3) << 1; v >>= shift; slot |= shift;
+	shift = (v > 0xFFFFFFFFULL) << 5;
+	v >>= shift;
+	slot = shift;
+	shift = (v > 0xFFFF) << 4;
+	v >>= shift;
+	slot |= shift;
+	shift = (v > 0xFF) << 3;
+	v >>= shift;
+	slot |= shift;
+	shift = (v > 0xF) << 2;
+	v >>= shift;
+	slot |= shift;
+	shift = (v > 0x3) << 1;
+	v >>= shift;
+	slot |= shift;
 	slot |= (v >> 1);
 	slot += 1;
 	if (slot >= HIST_SLOTS)

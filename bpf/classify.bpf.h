@@ -27,7 +27,12 @@ static __always_inline struct outcome classify(const __u64 *args, long ret)
 	o.ok = ret >= 0 || ret < -4095;
 	o.err = o.ok ? 0 : (__u16)(-ret);
 	o.delta = new_len > old_len ? new_len - old_len : old_len - new_len;
-	o.resize = new_len > old_len ? RESIZE_GROW : new_len < old_len ? RESIZE_SHRINK : RESIZE_NONE;
+	if (new_len > old_len)
+		o.resize = RESIZE_GROW;
+	else if (new_len < old_len)
+		o.resize = RESIZE_SHRINK;
+	else
+		o.resize = RESIZE_NONE;
 	if (flags & MREMAP_FIXED)
 		o.move = MOVE_FIXED;
 	else if (flags & MREMAP_DONTUNMAP)

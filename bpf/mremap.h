@@ -80,9 +80,12 @@ struct comm {
 #define VMA_PATH_DEPTH 32
 
 enum vma_flag {
-	VMA_FOUND = 1,          // a mapping contains old_address; perms and path are set
-	VMA_PATH_TRUNCATED = 2, // path holds only the last VMA_PATH_LEN bytes or VMA_PATH_DEPTH names
-	VMA_PATH_DELETED = 4,   // the file was unlinked: /proc/PID/maps appends " (deleted)"
+	// A mapping contains old_address; perms and path are set.
+	VMA_FOUND = 1,
+	// path holds only the last VMA_PATH_LEN bytes or VMA_PATH_DEPTH names.
+	VMA_PATH_TRUNCATED = 2,
+	// The file was unlinked: /proc/PID/maps appends " (deleted)".
+	VMA_PATH_DELETED = 4,
 };
 
 struct vma {
@@ -128,7 +131,8 @@ struct event {
 
 // The record's five arguments are in the order of inflight's args, which
 // are copied into them at once.
-_Static_assert(__builtin_offsetof(struct event, new_address) - __builtin_offsetof(struct event, old_address) ==
+_Static_assert(__builtin_offsetof(struct event, new_address) -
+			       __builtin_offsetof(struct event, old_address) ==
 		       4 * sizeof(__u64),
 	       "struct event's arguments follow inflight's args");
 

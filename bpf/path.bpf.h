@@ -24,7 +24,8 @@ static long path_step(__u32 i, void *ctx)
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
 	if (d == (struct dentry *)w->root || d == parent) {
 		if (d != (struct dentry *)w->root) {
-			w->done = 1; // the root of a filesystem not mounted anywhere (pipes, memfds' shm)
+			// The root of a filesystem mounted nowhere (pipes, memfds' shm).
+			w->done = 1;
 			return 1;
 		}
 		struct mount *up = BPF_CORE_READ(mnt, mnt_parent);

@@ -36,8 +36,9 @@ static __always_inline struct event *reserve_record(const struct vma *v)
 // submit_record writes the call in (entered at enter_ns, returned ret at
 // now) of the process comm into the ring buffer, unless a filter, the rate
 // cap or a full ring buffer keeps it out (the last two counted).
-static __always_inline void submit_record(const struct inflight *in, __u64 id, const struct comm *comm,
-					  const struct outcome *o, long ret, __u64 enter_ns, __u64 now)
+static __always_inline void submit_record(const struct inflight *in, __u64 id,
+					  const struct comm *comm, const struct outcome *o,
+					  long ret, __u64 enter_ns, __u64 now)
 {
 	if (!emit_events || (errors_only && o->ok))
 		return;
@@ -66,10 +67,11 @@ static __always_inline void submit_record(const struct inflight *in, __u64 id, c
 	e->pad = 0;
 	e->start_time = task->group_leader->start_time;
 	__builtin_memcpy(e->comm, comm->name, sizeof(e->comm));
-	__u64 wakeup = 0;
-	if (wakeup_bytes)
-		wakeup = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-										: BPF_RB_NO_WAKEUP;
+	__u64 wakeup = 0; // the kernel's own policy: wake when the reader waits
+	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		wakeup = BPF_RB_FORCE_WAKEUP;
+	else if (wakeup_bytes)
+		wakeup = BPF_RB_NO_WAKEUP;
 	bpf_ringbuf_submit(e, wakeup);
 }
 
