@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -66,7 +67,7 @@ func TestBadELF(t *testing.T) {
 			}
 			defer f.Close()
 			tab, err := parseELF(f, DefaultLimits)
-			if name == "huge" && err != errTooLarge && (err != nil || tab.limited != ReasonOverLimit) {
+			if name == "huge" && !errors.Is(err, errTooLarge) && (err != nil || tab.limited != ReasonOverLimit) {
 				t.Errorf("huge: %v, want it refused or over_limit", err)
 			}
 			r := start(t, helper(t, "c-dynamic"), "map", path)

@@ -15,7 +15,7 @@ import (
 // Limits bound what one file may cost. A file past a limit keeps the
 // symbol sources that fit; addresses only the skipped sources would have
 // named get module+offset frames with ReasonOverLimit, never the name of a
-// neighbouring function.
+// neighboring function.
 type Limits struct {
 	// MaxSymbols per symbol source (.symtab, .dynsym, .gopclntab).
 	MaxSymbols int
@@ -46,7 +46,7 @@ func parseELF(r io.ReaderAt, lim Limits) (t *table, err error) {
 	}
 	f, err := elf.NewFile(r)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errBadELF, err)
+		return nil, fmt.Errorf("%w: %w", errBadELF, err)
 	}
 	var cands []candidate
 	limited := Resolved
@@ -140,7 +140,7 @@ var errTooLarge = errors.New("section header string table past the limits")
 func precheck(r io.ReaderAt, lim Limits) error {
 	var h [64]byte
 	if _, err := r.ReadAt(h[:], 0); err != nil && err != io.EOF {
-		return fmt.Errorf("%w: %v", errBadELF, err)
+		return fmt.Errorf("%w: %w", errBadELF, err)
 	}
 	if string(h[:4]) != elf.ELFMAG {
 		return fmt.Errorf("%w: bad magic", errBadELF)

@@ -62,7 +62,7 @@ func parsePclntab(data []byte, text uint64, max int) (out []candidate, err error
 	lt := gosym.NewLineTable(data, text)
 	tab, err := gosym.NewTable(nil, lt)
 	if err != nil {
-		return nil, fmt.Errorf("%w: pclntab: %v", errBadELF, err)
+		return nil, fmt.Errorf("%w: pclntab: %w", errBadELF, err)
 	}
 	if len(tab.Funcs) > max {
 		return nil, errTooManyFuncs

@@ -59,7 +59,7 @@ func syscallTracepoints(tracefs string) error {
 		case err == nil:
 			f.Close()
 		case errors.Is(err, os.ErrPermission):
-			return fmt.Errorf("%w: %v", errTracefsDenied, err)
+			return fmt.Errorf("%w: %w", errTracefsDenied, err)
 		case errors.Is(err, os.ErrNotExist):
 			errs = append(errs, fmt.Errorf("no %s", path))
 		default:
@@ -67,7 +67,7 @@ func syscallTracepoints(tracefs string) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("the kernel has no syscall tracepoints for mremap (%v; CONFIG_FTRACE_SYSCALLS is off)", errors.Join(errs...))
+		return fmt.Errorf("the kernel has no syscall tracepoints for mremap (%w; CONFIG_FTRACE_SYSCALLS is off)", errors.Join(errs...))
 	}
 	return nil
 }

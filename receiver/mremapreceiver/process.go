@@ -133,7 +133,7 @@ func quoteArgument(arg string) string {
 func unsafeInArgument(r rune) bool {
 	switch {
 	case r < utf8.RuneSelf:
-		return !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune("@%+=:,./-_", r))
+		return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && !strings.ContainsRune("@%+=:,./-_", r)
 	default:
 		// Letters and digits of other scripts read as themselves;
 		// spaces and symbols (U+00A0, U+2003) are quoted.
