@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package mremaptest makes known mremap(2) calls for the real-kernel tests:
 // cmd/mremap-helper runs MakeCalls in its own process (so its comm is
 // known), and the tests compare what the tracer, the receiver and the
@@ -5,14 +7,10 @@
 package mremaptest
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -107,143 +105,189 @@ const (
 func MakeCalls() ([]Made, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	c := &caller{pid: uint32(os.Getpid()), tid: uint32(unix.Gettid())}
+	defer c.close()
+	for _, calls := range []func(*caller) error{anonymousCalls, failingCalls, mappingCalls} {
+		if err := calls(c); err != nil {
+			return nil, err
+		}
+	}
+	return c.made, c.check()
+}
 
-	pid, tid := uint32(os.Getpid()), uint32(unix.Gettid())
-	var made []Made
+// caller makes calls and records them, with the mapping /proc/self/maps
+// showed at each call's old address just before it.
+type caller struct {
+	pid, tid uint32
+	made     []Made
 	// Reading /proc/self/maps allocates, and the Go runtime may then map
-	// memory into a hole the helper just made (the page a shrink freed). Before a call whose result depends on such a hole,
-	// the mapping is read earlier and set in premapped (nil: none), and
-	// the call follows at once.
-	var premapped *Mapping
-	usePremapped := false
-	mappingAt := func(addr uint64) *Mapping {
-		m, err := MappingAt(addr)
-		if err != nil {
-			return &Mapping{Permissions: "error", Path: err.Error()}
-		}
-		return m
-	}
-	call := func(name string, addr, oldSize, newSize, flags, newAddr uint64) uint64 {
-		maps := premapped
-		if !usePremapped {
-			maps = mappingAt(addr)
-		}
-		premapped, usePremapped = nil, false
-		r, _, errno := unix.Syscall6(unix.SYS_MREMAP, uintptr(addr), uintptr(oldSize), uintptr(newSize),
-			uintptr(flags), uintptr(newAddr), 0)
-		ret := int64(r)
-		if errno != 0 {
-			ret = -int64(errno)
-		}
-		made = append(made, Made{name, pid, tid, addr, oldSize, newSize, flags, newAddr, ret, maps})
-		return uint64(r)
-	}
-	mmap := func(pages int) (uint64, error) {
-		b, err := unix.Mmap(-1, 0, pages*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-		if err != nil {
-			return 0, fmt.Errorf("mmap %d pages: %w", pages, err)
-		}
-		return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), nil
-	}
+	// memory into a hole the helper just made (the page a shrink freed).
+	// Before a call whose result depends on such a hole, the mapping is
+	// read earlier and set in premapped (nil: none), and the call follows
+	// at once.
+	premapped    *Mapping
+	usePremapped bool
+	tempFile     string // the file mappingCalls maps, removed by close
+	exe          string
+}
 
+func (c *caller) mappingAt(addr uint64) *Mapping {
+	m, err := MappingAt(addr)
+	if err != nil {
+		return &Mapping{Permissions: "error", Path: err.Error()}
+	}
+	return m
+}
+
+// call makes one mremap(2) call and returns what it returned.
+func (c *caller) call(name string, addr, oldSize, newSize, flags, newAddr uint64) uint64 {
+	maps := c.premapped
+	if !c.usePremapped {
+		maps = c.mappingAt(addr)
+	}
+	c.premapped, c.usePremapped = nil, false
+	r, _, errno := unix.Syscall6(unix.SYS_MREMAP, uintptr(addr), uintptr(oldSize), uintptr(newSize),
+		uintptr(flags), uintptr(newAddr), 0)
+	ret := int64(r)
+	if errno != 0 {
+		ret = -int64(errno)
+	}
+	c.made = append(c.made, Made{name, c.pid, c.tid, addr, oldSize, newSize, flags, newAddr, ret, maps})
+	return uint64(r)
+}
+
+func (c *caller) mmap(pages int) (uint64, error) {
+	b, err := unix.Mmap(-1, 0, pages*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return 0, fmt.Errorf("mmap %d pages: %w", pages, err)
+	}
+	return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), nil
+}
+
+func (c *caller) close() {
+	if c.tempFile != "" {
+		os.Remove(c.tempFile)
+	}
+}
+
+// check compares the calls made with Expected.
+func (c *caller) check() error {
+	for i, m := range c.made {
+		if m.Name != Expected[i].Name {
+			return fmt.Errorf("call %d is %s, Expected lists %s", i, m.Name, Expected[i].Name)
+		}
+		if wantOK := Expected[i].Result == "ok"; wantOK != (m.Return >= 0) {
+			return fmt.Errorf("call %s returned %d, expected %s", m.Name, m.Return, Expected[i].Result)
+		}
+		want := expectedMapping(Expected[i].Expectation, c.tempFile, c.exe)
+		if fmt.Sprint(m.Maps) != fmt.Sprint(want) {
+			return fmt.Errorf("call %s: /proc/self/maps showed %v at 0x%x, expected %v", m.Name, m.Maps, m.OldAddress, want)
+		}
+	}
+	if len(c.made) != len(Expected) {
+		return fmt.Errorf("%d calls made, Expected lists %d", len(c.made), len(Expected))
+	}
+	return nil
+}
+
+// anonymousCalls resize and move anonymous memory.
+func anonymousCalls(c *caller) error {
 	// shrink then grow back in place: the page the shrink frees is the one
 	// the growth takes, so nothing else can be mapped in between.
-	a, err := mmap(2)
+	a, err := c.mmap(2)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	grown := mappingAt(a)
-	call("shrink", a, 2*page, page, 0, 0)
-	premapped, usePremapped = grown, true
-	call("grow_in_place", a, page, 2*page, 0, 0)
+	grown := c.mappingAt(a)
+	c.call("shrink", a, 2*page, page, 0, 0)
+	c.premapped, c.usePremapped = grown, true
+	c.call("grow_in_place", a, page, 2*page, 0, 0)
 
 	// The page after b is mapped (the second page of the same mapping), so
 	// growing the first page must move it.
-	b, err := mmap(2)
+	b, err := c.mmap(2)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	call("maymove", b, page, 2*page, mayMove, 0)
+	c.call("maymove", b, page, 2*page, mayMove, 0)
 
-	c, err := mmap(1)
+	d, err := c.mmap(1)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	target, err := mmap(1)
+	target, err := c.mmap(1)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	call("fixed", c, page, page, mayMove|fixed, target)
+	c.call("fixed", d, page, page, mayMove|fixed, target)
 
-	d, err := mmap(1)
+	e, err := c.mmap(1)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	call("dontunmap", d, page, page, mayMove|dontUnmap, 0)
+	c.call("dontunmap", e, page, page, mayMove|dontUnmap, 0)
+	return nil
+}
 
-	call("einval_unaligned", target+1, page, 2*page, mayMove, 0)
-	call("einval_fixed_without_maymove", target, page, page, fixed, target+16*page)
+// failingCalls fail, each with its own errno.
+func failingCalls(c *caller) error {
+	target, err := c.mmap(1)
+	if err != nil {
+		return err
+	}
+	c.call("einval_unaligned", target+1, page, 2*page, mayMove, 0)
+	c.call("einval_fixed_without_maymove", target, page, page, fixed, target+16*page)
 
 	// A page below vm.mmap_min_addr (64 KiB on x86-64, 32 KiB on arm64)
 	// is never mapped. A page just unmapped would not do: another thread
 	// of the Go runtime may map it again before the call.
 	const unmapped = page
-	call("efault_unmapped", unmapped, page, 2*page, mayMove, 0)
+	c.call("efault_unmapped", unmapped, page, 2*page, mayMove, 0)
 
-	e, err := mmap(2)
+	e, err := c.mmap(2)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	call("enomem_blocked", e, page, 2*page, 0, 0)
+	c.call("enomem_blocked", e, page, 2*page, 0, 0)
+	return nil
+}
 
+// mappingCalls resize mappings of each kind /proc/PID/maps names.
+func mappingCalls(c *caller) error {
 	tempFile, err := mapTempFile()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer os.Remove(tempFile.path)
-	call("file_shared_readonly", tempFile.addr, 2*page, page, 0, 0)
+	c.tempFile = tempFile.path
+	c.call("file_shared_readonly", tempFile.addr, 2*page, page, 0, 0)
 
 	heap, err := growHeap(2 * page)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	call("heap", heap, 2*page, page, 0, 0)
+	c.call("heap", heap, 2*page, page, 0, 0)
 
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("find the executable: %w", err)
+	if c.exe, err = os.Executable(); err != nil {
+		return fmt.Errorf("find the executable: %w", err)
 	}
-	x, err := mapFile(exe, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE)
+	x, err := mapFile(c.exe, unix.PROT_READ|unix.PROT_EXEC, unix.MAP_PRIVATE)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	call("exec_file", x, 2*page, page, 0, 0)
+	c.call("exec_file", x, 2*page, page, 0, 0)
 
 	vdso, err := mappingNamed("[vdso]")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	call("vdso_dontexpand", vdso, page, 2*page, 0, 0)
+	c.call("vdso_dontexpand", vdso, page, 2*page, 0, 0)
 
 	stack, err := mappingNamed("[stack]")
 	if err != nil {
-		return nil, err
+		return err
 	}
-	call("stack_unaligned", stack+1, page, page, 0, 0)
-
-	for i, m := range made {
-		if m.Name != Expected[i].Name {
-			return nil, fmt.Errorf("call %d is %s, Expected lists %s", i, m.Name, Expected[i].Name)
-		}
-		if wantOK := Expected[i].Result == "ok"; wantOK != (m.Return >= 0) {
-			return made, fmt.Errorf("call %s returned %d, expected %s", m.Name, m.Return, Expected[i].Result)
-		}
-		want := expectedMapping(Expected[i].Expectation, tempFile.path, exe)
-		if fmt.Sprint(m.Maps) != fmt.Sprint(want) {
-			return made, fmt.Errorf("call %s: /proc/self/maps showed %v at 0x%x, expected %v", m.Name, m.Maps, m.OldAddress, want)
-		}
-	}
-	return made, nil
+	c.call("stack_unaligned", stack+1, page, page, 0, 0)
+	return nil
 }
 
 // expectedMapping is what /proc/self/maps must show for e.
@@ -325,53 +369,4 @@ func growHeap(n uint64) (uint64, error) {
 		return 0, fmt.Errorf("brk(0x%x) = 0x%x: the heap did not grow", cur+uintptr(n), got)
 	}
 	return uint64(cur), nil
-}
-
-// mappingNamed is the start of the mapping /proc/self/maps names name.
-func mappingNamed(name string) (uint64, error) {
-	data, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasSuffix(line, " "+name) {
-			lo, _, _ := strings.Cut(line, "-")
-			return strconv.ParseUint(lo, 16, 64)
-		}
-	}
-	return 0, fmt.Errorf("no %s mapping in /proc/self/maps", name)
-}
-
-// MappingAt reads /proc/self/maps for the mapping that contains addr; nil
-// if none does.
-func MappingAt(addr uint64) (*Mapping, error) {
-	data, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return nil, err
-	}
-	s := bufio.NewScanner(bytes.NewReader(data))
-	for s.Scan() {
-		// start-end perms offset dev inode<spaces>path
-		line := s.Text()
-		fields := strings.Fields(line)
-		if len(fields) < 5 {
-			continue
-		}
-		lo, hi, ok := strings.Cut(fields[0], "-")
-		if !ok {
-			continue
-		}
-		start, err1 := strconv.ParseUint(lo, 16, 64)
-		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || addr < start || addr >= end {
-			continue
-		}
-		rest := line
-		for i := 0; i < 5; i++ {
-			rest = strings.TrimLeft(rest, " ")
-			_, rest, _ = strings.Cut(rest, " ")
-		}
-		return &Mapping{Permissions: fields[1], Path: strings.TrimLeft(rest, " ")}, nil
-	}
-	return nil, s.Err()
 }

@@ -1,0 +1,61 @@
+//go:build linux
+
+package mremaptest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// mappingNamed is the start of the mapping /proc/self/maps names name.
+func mappingNamed(name string) (uint64, error) {
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasSuffix(line, " "+name) {
+			lo, _, _ := strings.Cut(line, "-")
+			return strconv.ParseUint(lo, 16, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s mapping in /proc/self/maps", name)
+}
+
+// MappingAt reads /proc/self/maps for the mapping that contains addr; nil
+// if none does.
+func MappingAt(addr uint64) (*Mapping, error) {
+	data, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	s := bufio.NewScanner(bytes.NewReader(data))
+	for s.Scan() {
+		// start-end perms offset dev inode<spaces>path
+		line := s.Text()
+		fields := strings.Fields(line)
+		if len(fields) < 5 {
+			continue
+		}
+		lo, hi, ok := strings.Cut(fields[0], "-")
+		if !ok {
+			continue
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || addr < start || addr >= end {
+			continue
+		}
+		rest := line
+		for i := 0; i < 5; i++ {
+			rest = strings.TrimLeft(rest, " ")
+			_, rest, _ = strings.Cut(rest, " ")
+		}
+		return &Mapping{Permissions: fields[1], Path: strings.TrimLeft(rest, " ")}, nil
+	}
+	return nil, s.Err()
+}
