@@ -15,7 +15,7 @@ struct outcome {
 };
 
 // classify: the kernel returns -errno in [-4095, -1] for a failure, anything
-// else is an address. mremap.move is fixed if MREMAP_FIXED is set; else
+// else is an address. The move is fixed if MREMAP_FIXED is set; else
 // dontunmap if MREMAP_DONTUNMAP is set; else maymove if the call succeeded
 // and returned an address other than old_address; else none.
 static __always_inline struct outcome classify(const __u64 *args, long ret)

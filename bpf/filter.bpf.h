@@ -6,11 +6,11 @@
 #ifndef FILTER_BPF_H
 #define FILTER_BPF_H
 
-const volatile bool filter_pids = false;          // pid_filter holds the tgids to keep
-const volatile bool filter_comms = false;         // comm_filter holds the comms to keep
-const volatile bool filter_exclude_comms = false; // comm_exclude holds comms to drop
-const volatile bool filter_cgroups = false;       // cgroup_filter holds cgroup v2 ids to keep
-const volatile __u64 min_size_delta = 0;          // bytes
+const volatile bool filter_pids = false;     // pid_filter holds the tgids to keep
+const volatile bool filter_comms = false;    // comm_filter holds the comms to keep
+const volatile bool filter_excluded = false; // comm_exclude holds comms to drop
+const volatile bool filter_cgroups = false;  // cgroup_filter holds cgroup v2 ids to keep
+const volatile __u64 min_delta = 0;          // bytes
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -81,11 +81,11 @@ static __always_inline bool selected(__u32 tgid, struct comm *comm)
 		return false;
 	if (filter_cgroups && !in_cgroups())
 		return false;
-	if (filter_comms || filter_exclude_comms) {
+	if (filter_comms || filter_excluded) {
 		process_comm(comm);
 		if (filter_comms && !bpf_map_lookup_elem(&comm_filter, comm))
 			return false;
-		if (filter_exclude_comms && bpf_map_lookup_elem(&comm_exclude, comm))
+		if (filter_excluded && bpf_map_lookup_elem(&comm_exclude, comm))
 			return false;
 	}
 	return true;
@@ -94,7 +94,7 @@ static __always_inline bool selected(__u32 tgid, struct comm *comm)
 // comm_of fills comm unless selected already did.
 static __always_inline void comm_of(struct comm *comm)
 {
-	if (!filter_comms && !filter_exclude_comms)
+	if (!filter_comms && !filter_excluded)
 		process_comm(comm);
 }
 

@@ -65,7 +65,7 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 		return 0;
 	in->vma.flags = 0;
 	in->vma.path_len = 0;
-	if (vma_lookup) {
+	if (find_mapping) {
 		// Into s->in.vma: with lru_pairing, in's own.
 		lookup_vma(s, task, addr);
 		if (!lru_pairing && s->in.vma.flags)
@@ -97,7 +97,7 @@ static __always_inline int on_exit(long ret)
 	}
 	__u64 now = bpf_ktime_get_ns();
 	struct outcome o = classify(in->args, ret);
-	if (o.delta >= min_size_delta) {
+	if (o.delta >= min_delta) {
 		comm_of(&comm);
 		aggregate(&comm, &o, now - enter_ns);
 		submit_record(in, id, &comm, &o, ret, enter_ns, now);

@@ -165,44 +165,44 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	MremapMapCalls              = "calls"
-	MremapMapCgroupFilter       = "cgroup_filter"
-	MremapMapCommExclude        = "comm_exclude"
-	MremapMapCommFilter         = "comm_filter"
-	MremapMapDrops              = "drops"
-	MremapMapDurationHist       = "duration_hist"
-	MremapMapEvents             = "events"
-	MremapMapInflight           = "inflight"
-	MremapMapInflightLru        = "inflight_lru"
-	MremapMapPidFilter          = "pid_filter"
-	MremapMapRate               = "rate"
-	MremapMapScratch            = "scratch"
-	MremapMapSizeHist           = "size_hist"
-	MremapProgClassifyCall      = "classify_call"
-	MremapProgIa32SysEnter      = "ia32_sys_enter"
-	MremapProgIa32SysExit       = "ia32_sys_exit"
-	MremapProgKprobeEnter       = "kprobe_enter"
-	MremapProgKprobeEnterIa32   = "kprobe_enter_ia32"
-	MremapProgKprobeExit        = "kprobe_exit"
-	MremapProgTracepointEnter   = "tracepoint_enter"
-	MremapProgTracepointExit    = "tracepoint_exit"
-	MremapVarEmitEvents         = "emit_events"
-	MremapVarErrorsOnly         = "errors_only"
-	MremapVarFilterCgroups      = "filter_cgroups"
-	MremapVarFilterComms        = "filter_comms"
-	MremapVarFilterExcludeComms = "filter_exclude_comms"
-	MremapVarFilterPids         = "filter_pids"
-	MremapVarLruPairing         = "lru_pairing"
-	MremapVarMaxEventsPerSecond = "max_events_per_second"
-	MremapVarMinSizeDelta       = "min_size_delta"
-	MremapVarUnusedCallFlag     = "unused_call_flag"
-	MremapVarUnusedDropReason   = "unused_drop_reason"
-	MremapVarUnusedEvent        = "unused_event"
-	MremapVarUnusedMove         = "unused_move"
-	MremapVarUnusedResize       = "unused_resize"
-	MremapVarUnusedVmaFlag      = "unused_vma_flag"
-	MremapVarVmaLookup          = "vma_lookup"
-	MremapVarWakeupBytes        = "wakeup_bytes"
+	MremapMapCalls            = "calls"
+	MremapMapCgroupFilter     = "cgroup_filter"
+	MremapMapCommExclude      = "comm_exclude"
+	MremapMapCommFilter       = "comm_filter"
+	MremapMapDrops            = "drops"
+	MremapMapDurationHist     = "duration_hist"
+	MremapMapEvents           = "events"
+	MremapMapInflight         = "inflight"
+	MremapMapInflightLru      = "inflight_lru"
+	MremapMapPidFilter        = "pid_filter"
+	MremapMapRate             = "rate"
+	MremapMapScratch          = "scratch"
+	MremapMapSizeHist         = "size_hist"
+	MremapProgClassifyCall    = "classify_call"
+	MremapProgIa32SysEnter    = "ia32_sys_enter"
+	MremapProgIa32SysExit     = "ia32_sys_exit"
+	MremapProgKprobeEnter     = "kprobe_enter"
+	MremapProgKprobeEnterIa32 = "kprobe_enter_ia32"
+	MremapProgKprobeExit      = "kprobe_exit"
+	MremapProgTracepointEnter = "tracepoint_enter"
+	MremapProgTracepointExit  = "tracepoint_exit"
+	MremapVarEmitEvents       = "emit_events"
+	MremapVarFailuresOnly     = "failures_only"
+	MremapVarFilterCgroups    = "filter_cgroups"
+	MremapVarFilterComms      = "filter_comms"
+	MremapVarFilterExcluded   = "filter_excluded"
+	MremapVarFilterPids       = "filter_pids"
+	MremapVarFindMapping      = "find_mapping"
+	MremapVarLruPairing       = "lru_pairing"
+	MremapVarMaxRecordsPerSec = "max_records_per_sec"
+	MremapVarMinDelta         = "min_delta"
+	MremapVarUnusedCallFlag   = "unused_call_flag"
+	MremapVarUnusedDropReason = "unused_drop_reason"
+	MremapVarUnusedEvent      = "unused_event"
+	MremapVarUnusedMove       = "unused_move"
+	MremapVarUnusedResize     = "unused_resize"
+	MremapVarUnusedVmaFlag    = "unused_vma_flag"
+	MremapVarWakeupBytes      = "wakeup_bytes"
 )
 
 // LoadMremap returns the embedded CollectionSpec for Mremap.
@@ -280,23 +280,23 @@ type MremapMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MremapVariableSpecs struct {
-	EmitEvents         *ebpf.VariableSpec `ebpf:"emit_events"`
-	ErrorsOnly         *ebpf.VariableSpec `ebpf:"errors_only"`
-	FilterCgroups      *ebpf.VariableSpec `ebpf:"filter_cgroups"`
-	FilterComms        *ebpf.VariableSpec `ebpf:"filter_comms"`
-	FilterExcludeComms *ebpf.VariableSpec `ebpf:"filter_exclude_comms"`
-	FilterPids         *ebpf.VariableSpec `ebpf:"filter_pids"`
-	LruPairing         *ebpf.VariableSpec `ebpf:"lru_pairing"`
-	MaxEventsPerSecond *ebpf.VariableSpec `ebpf:"max_events_per_second"`
-	MinSizeDelta       *ebpf.VariableSpec `ebpf:"min_size_delta"`
-	UnusedCallFlag     *ebpf.VariableSpec `ebpf:"unused_call_flag"`
-	UnusedDropReason   *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
-	UnusedEvent        *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedMove         *ebpf.VariableSpec `ebpf:"unused_move"`
-	UnusedResize       *ebpf.VariableSpec `ebpf:"unused_resize"`
-	UnusedVmaFlag      *ebpf.VariableSpec `ebpf:"unused_vma_flag"`
-	VmaLookup          *ebpf.VariableSpec `ebpf:"vma_lookup"`
-	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	EmitEvents       *ebpf.VariableSpec `ebpf:"emit_events"`
+	FailuresOnly     *ebpf.VariableSpec `ebpf:"failures_only"`
+	FilterCgroups    *ebpf.VariableSpec `ebpf:"filter_cgroups"`
+	FilterComms      *ebpf.VariableSpec `ebpf:"filter_comms"`
+	FilterExcluded   *ebpf.VariableSpec `ebpf:"filter_excluded"`
+	FilterPids       *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FindMapping      *ebpf.VariableSpec `ebpf:"find_mapping"`
+	LruPairing       *ebpf.VariableSpec `ebpf:"lru_pairing"`
+	MaxRecordsPerSec *ebpf.VariableSpec `ebpf:"max_records_per_sec"`
+	MinDelta         *ebpf.VariableSpec `ebpf:"min_delta"`
+	UnusedCallFlag   *ebpf.VariableSpec `ebpf:"unused_call_flag"`
+	UnusedDropReason *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
+	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedMove       *ebpf.VariableSpec `ebpf:"unused_move"`
+	UnusedResize     *ebpf.VariableSpec `ebpf:"unused_resize"`
+	UnusedVmaFlag    *ebpf.VariableSpec `ebpf:"unused_vma_flag"`
+	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // MremapObjects contains all objects after they have been loaded into the kernel.
@@ -356,23 +356,23 @@ func (m *MremapMaps) Close() error {
 //
 // It can be passed to LoadMremapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MremapVariables struct {
-	EmitEvents         *ebpf.Variable `ebpf:"emit_events"`
-	ErrorsOnly         *ebpf.Variable `ebpf:"errors_only"`
-	FilterCgroups      *ebpf.Variable `ebpf:"filter_cgroups"`
-	FilterComms        *ebpf.Variable `ebpf:"filter_comms"`
-	FilterExcludeComms *ebpf.Variable `ebpf:"filter_exclude_comms"`
-	FilterPids         *ebpf.Variable `ebpf:"filter_pids"`
-	LruPairing         *ebpf.Variable `ebpf:"lru_pairing"`
-	MaxEventsPerSecond *ebpf.Variable `ebpf:"max_events_per_second"`
-	MinSizeDelta       *ebpf.Variable `ebpf:"min_size_delta"`
-	UnusedCallFlag     *ebpf.Variable `ebpf:"unused_call_flag"`
-	UnusedDropReason   *ebpf.Variable `ebpf:"unused_drop_reason"`
-	UnusedEvent        *ebpf.Variable `ebpf:"unused_event"`
-	UnusedMove         *ebpf.Variable `ebpf:"unused_move"`
-	UnusedResize       *ebpf.Variable `ebpf:"unused_resize"`
-	UnusedVmaFlag      *ebpf.Variable `ebpf:"unused_vma_flag"`
-	VmaLookup          *ebpf.Variable `ebpf:"vma_lookup"`
-	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
+	EmitEvents       *ebpf.Variable `ebpf:"emit_events"`
+	FailuresOnly     *ebpf.Variable `ebpf:"failures_only"`
+	FilterCgroups    *ebpf.Variable `ebpf:"filter_cgroups"`
+	FilterComms      *ebpf.Variable `ebpf:"filter_comms"`
+	FilterExcluded   *ebpf.Variable `ebpf:"filter_excluded"`
+	FilterPids       *ebpf.Variable `ebpf:"filter_pids"`
+	FindMapping      *ebpf.Variable `ebpf:"find_mapping"`
+	LruPairing       *ebpf.Variable `ebpf:"lru_pairing"`
+	MaxRecordsPerSec *ebpf.Variable `ebpf:"max_records_per_sec"`
+	MinDelta         *ebpf.Variable `ebpf:"min_delta"`
+	UnusedCallFlag   *ebpf.Variable `ebpf:"unused_call_flag"`
+	UnusedDropReason *ebpf.Variable `ebpf:"unused_drop_reason"`
+	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
+	UnusedMove       *ebpf.Variable `ebpf:"unused_move"`
+	UnusedResize     *ebpf.Variable `ebpf:"unused_resize"`
+	UnusedVmaFlag    *ebpf.Variable `ebpf:"unused_vma_flag"`
+	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // MremapPrograms contains all programs after they have been loaded into the kernel.

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 //
-// rate.bpf.h: max_events_per_second, a fixed one-second window shared by
+// rate.bpf.h: a cap on the records per second, a fixed one-second window shared by
 // all CPUs.
 #ifndef RATE_BPF_H
 #define RATE_BPF_H
 
-const volatile __u64 max_events_per_second = 0; // 0 = no cap
+const volatile __u64 max_records_per_sec = 0; // 0 = no cap
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -19,7 +19,7 @@ struct {
 // which kernels before 5.12 accept.
 static __always_inline bool rate_allows(void)
 {
-	if (!max_events_per_second)
+	if (!max_records_per_sec)
 		return true;
 	__u32 zero = 0;
 	struct rate_window *w = bpf_map_lookup_elem(&rate, &zero);
@@ -31,7 +31,7 @@ static __always_inline bool rate_allows(void)
 		w->start_ns = now;
 		w->count = 0;
 	}
-	if (w->count >= max_events_per_second)
+	if (w->count >= max_records_per_sec)
 		return false;
 	__sync_fetch_and_add(&w->count, 1);
 	return true;

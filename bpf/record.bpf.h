@@ -5,8 +5,8 @@
 #ifndef RECORD_BPF_H
 #define RECORD_BPF_H
 
-const volatile bool emit_events = false; // a logs pipeline is served
-const volatile bool errors_only = false; // records only for failed calls
+const volatile bool emit_events = false;   // a logs pipeline is served
+const volatile bool failures_only = false; // records only for failed calls
 // Wake the reader only once this many bytes are pending (0: on every
 // record). Waking user space per record costs more than the record; the
 // reader also polls on a short timer, so a few records never wait long.
@@ -14,7 +14,7 @@ const volatile __u64 wakeup_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096 * 1024); // set from ring_buffer_size before load
+	__uint(max_entries, 4096 * 1024); // sized by user space before load
 } events SEC(".maps");
 
 // reserve_record reserves a record for a call whose mapping is v. A record
@@ -40,7 +40,7 @@ static __always_inline void submit_record(const struct inflight *in, __u64 id,
 					  const struct comm *comm, const struct outcome *o,
 					  long ret, __u64 enter_ns, __u64 now)
 {
-	if (!emit_events || (errors_only && o->ok))
+	if (!emit_events || (failures_only && o->ok))
 		return;
 	if (!rate_allows()) {
 		count_drop(DROP_RATE_LIMITED);

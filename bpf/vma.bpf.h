@@ -7,7 +7,7 @@
 
 // Look up the mapping at old_address at entry. User space turns it off
 // where the kernel lacks the helpers, or nobody reads the records.
-const volatile bool vma_lookup = true;
+const volatile bool find_mapping = true;
 
 // vm_flags bits, from <linux/mm.h>.
 #define VM_READ 0x1UL

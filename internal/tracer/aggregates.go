@@ -59,7 +59,7 @@ func (d Durations) Result() string { return mremap.Result(d.Errno) }
 type Drops struct {
 	// RingBufferFull: a record did not fit in the ring buffer.
 	RingBufferFull uint64
-	// RateLimited: a record exceeded max_events_per_second.
+	// RateLimited: a record exceeded Options.MaxEventsPerSecond.
 	RateLimited uint64
 	// Unpaired: an exit without an entry (a call in flight at attach time,
 	// or an entry evicted from the in-flight map).

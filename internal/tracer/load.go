@@ -109,17 +109,17 @@ func (o *objects) Close() error {
 func configure(spec *ebpf.CollectionSpec, opts Options, p Plan) error {
 	f := opts.Filter
 	vars := map[string]any{
-		"emit_events":           opts.Events,
-		"errors_only":           f.ErrorsOnly,
-		"filter_pids":           len(f.PIDs) > 0,
-		"filter_comms":          len(f.Comms) > 0,
-		"filter_exclude_comms":  len(f.ExcludeComms) > 0,
-		"filter_cgroups":        len(f.CgroupIDs) > 0,
-		"min_size_delta":        f.MinSizeDelta,
-		"max_events_per_second": opts.MaxEventsPerSecond,
-		"wakeup_bytes":          uint64(opts.RingBufferSize / wakeupFraction),
-		"vma_lookup":            p.VMALookup == VMALookupOn,
-		"lru_pairing":           p.Pairing == PairingLRU,
+		"emit_events":         opts.Events,
+		"failures_only":       f.ErrorsOnly,
+		"filter_pids":         len(f.PIDs) > 0,
+		"filter_comms":        len(f.Comms) > 0,
+		"filter_excluded":     len(f.ExcludeComms) > 0,
+		"filter_cgroups":      len(f.CgroupIDs) > 0,
+		"min_delta":           f.MinSizeDelta,
+		"max_records_per_sec": opts.MaxEventsPerSecond,
+		"wakeup_bytes":        uint64(opts.RingBufferSize / wakeupFraction),
+		"find_mapping":        p.VMALookup == VMALookupOn,
+		"lru_pairing":         p.Pairing == PairingLRU,
 	}
 	for name, value := range vars {
 		vs, ok := spec.Variables[name]

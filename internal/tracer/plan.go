@@ -217,7 +217,7 @@ func (f facts) require(p Plan, opts Options) error {
 
 // chooseVMALookup turns the lookup off where nothing would show it or the
 // kernel cannot do it (before Linux 5.17): the programs then run without it
-// (the verifier skips the code behind the vma_lookup constant, helper calls
+// (the verifier skips the code behind the find_mapping constant, helper calls
 // included).
 func (f facts) chooseVMALookup(probe Probe, opts Options) (VMALookup, []string) {
 	switch {
