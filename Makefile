@@ -79,6 +79,8 @@ lint:
 	$(GOLANGCI_LINT) run ./... || status=1; \
 	echo "$(CLANG_FORMAT) --dry-run --Werror $(C_SOURCES)"; \
 	$(CLANG_FORMAT) --dry-run --Werror --style=file $(C_SOURCES) || { echo "lint: clang-format would change the C sources above (make fmt rewrites them)"; status=1; }; \
+	echo "GOOS=darwin $(GO) build ./... (elsewhere than Linux it builds, and fails at start saying Linux only)"; \
+	GOOS=darwin GOARCH=arm64 $(GO) build ./... || status=1; \
 	exit $$status
 
 ## fmt: rewrite the Go sources with gofmt and the C sources with clang-format-19

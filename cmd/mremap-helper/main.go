@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command mremap-helper makes a known sequence of mremap(2) calls (grow in
 // place, shrink, moves, failures) and prints each as a JSON line: the
 // arguments, the raw return value, its pid and tid. The real-kernel tests

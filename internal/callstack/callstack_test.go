@@ -12,7 +12,7 @@ const sysMremap = syscall.SYS_MREMAP
 
 // TestCLeafStub: glibc's mremap() and syscall() are leaf stubs, so the
 // kernel's frame-pointer walk skips stack_inner, their caller; the return
-// address on top of the stack brings it back, and code.function.name
+// address on top of the stack brings it back, and Function
 // names it.
 func TestCLeafStub(t *testing.T) {
 	for _, bin := range []string{"c-dynamic", "c-static"} {

@@ -34,7 +34,7 @@ type Frame struct {
 	va  uint64 // the address in the file's virtual addresses
 }
 
-// String formats the frame as code.stacktrace has it:
+// String formats the frame as the record's stack trace has it:
 // "function+0xoff (path)", "0x7f.. (path+0xoff)" when no symbol covers it,
 // "0x7f.." when no file backs it.
 func (f *Frame) String() string { return string(f.appendTo(nil)) }
@@ -80,11 +80,11 @@ type Stack struct {
 	// Unresolved is the reason of the innermost frame without a function
 	// name; Resolved when every frame has one.
 	Unresolved Reason
-	// Function is code.function.name: the function of the innermost frame
+	// Function is the caller's function: the function of the innermost frame
 	// outside the C library, the dynamic loader, the vDSO and Go's
 	// syscall packages; "" when that frame has no name or there is none.
 	Function string
-	// Trace is code.stacktrace: the frames, one a line; "" when the
+	// Trace is the stack trace: the frames, one a line; "" when the
 	// kernel captured no stack.
 	Trace string
 }
@@ -111,7 +111,7 @@ func (st *Stack) finish() {
 
 // isSystem reports whether f is in the C library, the dynamic loader, the
 // vDSO, or Go's runtime and syscall packages: the code between the
-// application and the syscall, which code.function.name looks past.
+// application and the syscall, which Function looks past.
 func isSystem(f *Frame) bool {
 	if f.m != nil && f.m.kind == mappingVDSO {
 		return true

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package mremap describes mremap(2) calls as the tracer observes them: the
 // arguments, the result, how the call resized and moved the mapping, and the
 // call written the way strace prints it.

@@ -1,3 +1,5 @@
+//go:build linux
+
 package tracer
 
 import (
@@ -257,7 +259,7 @@ func BenchmarkVMALookup(b *testing.B) {
 		make func() ([]byte, func(), error)
 	}{{"anonymous", anon}, {"file", file}} {
 		for _, lookup := range []bool{false, true} {
-			b.Run(fmt.Sprintf("%s/vma_lookup=%v", mapping.name, lookup), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/lookup=%v", mapping.name, lookup), func(b *testing.B) {
 				tr, err := New(Options{Probe: ProbeTracepoint, Events: true, RingBufferSize: 1 << 22, SkipVMALookup: !lookup,
 					Filter: Filter{PIDs: []uint32{uint32(os.Getpid())}}})
 				if err != nil {

@@ -137,8 +137,6 @@ func (f facts) lacksHelper(probe Probe, h helper) string {
 	return probe.String() + " programs cannot call " + h.name + " (Linux " + h.version + " or later), " + h.why + ": " + err.Error()
 }
 
-func (p Probe) String() string { return string(p) }
-
 // preemptRT tells whether the running kernel is PREEMPT_RT: realtime (the
 // file /sys/kernel/realtime, present and 1 on RT kernels) says so, or, where
 // it is missing, the kernel's version string (uname -v: "#1 SMP PREEMPT_RT

@@ -80,7 +80,7 @@ func TestIa32TracepointsHere(t *testing.T) {
 	assert.Equal(t, want == Ia32RawTracepoints, attached, "the ia32 programs are loaded")
 }
 
-// With SkipIa32Tracepoints (the receiver's ia32_raw_tracepoints: false),
+// With SkipIa32Tracepoints,
 // tracepoint mode leaves the raw_syscalls programs out and says so: a
 // 32-bit helper's calls are not seen, a 64-bit helper's still are.
 func TestIa32TracepointsOff(t *testing.T) {

@@ -5,14 +5,7 @@ package tracer
 import (
 	"errors"
 	"fmt"
-	"os"
 )
-
-// MaxCommLen is the longest process name the kernel keeps (TASK_COMM_LEN-1).
-const MaxCommLen = 15
-
-// MaxRingBufferSize is the largest BPF ring buffer the kernel creates.
-const MaxRingBufferSize = 1 << 31
 
 // Filter selects calls in the kernel. The zero Filter selects everything.
 type Filter struct {
@@ -57,24 +50,6 @@ type Options struct {
 	// pairing overrides the kernel's choice of where calls in flight are
 	// kept (for tests and benchmarks of both on one kernel).
 	pairing Pairing
-}
-
-// CheckRingBufferSize is the kernel's rule for a BPF ring buffer's size: a
-// power of two and a multiple of the page size, at most MaxRingBufferSize.
-func CheckRingBufferSize(n int) error {
-	page := os.Getpagesize()
-	if n < page || n&(n-1) != 0 || n > MaxRingBufferSize {
-		return fmt.Errorf("must be a power of two of at least one page (%d bytes) and at most 2 GiB, got %d", page, n)
-	}
-	return nil
-}
-
-// CheckComm is the kernel's rule for a process name: 1 to MaxCommLen bytes.
-func CheckComm(c string) error {
-	if c == "" || len(c) > MaxCommLen {
-		return fmt.Errorf("process name %q must be 1 to %d characters (the kernel's comm length)", c, MaxCommLen)
-	}
-	return nil
 }
 
 func (o Options) validate() error {

@@ -4,34 +4,10 @@ package tracer
 
 import (
 	"bufio"
-	"fmt"
 	"os"
 	"runtime"
 	"strings"
 )
-
-// Probe is how the tracer attaches to mremap(2).
-type Probe string
-
-const (
-	// ProbeAuto takes kprobe where the kernel supports kprobes, else tracepoint.
-	ProbeAuto Probe = "auto"
-	// ProbeKprobe attaches a kprobe and a kretprobe to the syscall's arch
-	// wrapper (__x64_sys_mremap, and __ia32_sys_mremap where it exists).
-	ProbeKprobe Probe = "kprobe"
-	// ProbeTracepoint attaches to syscalls:sys_enter_mremap and
-	// syscalls:sys_exit_mremap.
-	ProbeTracepoint Probe = "tracepoint"
-)
-
-// ParseProbe checks a probe name.
-func ParseProbe(s string) (Probe, error) {
-	switch p := Probe(s); p {
-	case ProbeAuto, ProbeKprobe, ProbeTracepoint:
-		return p, nil
-	}
-	return "", fmt.Errorf("unknown probe %q: want auto, kprobe or tracepoint", s)
-}
 
 // syscallSymbols are the kernel functions the kprobe mode attaches to, for
 // this architecture: the native wrapper first, then compat wrappers. Each

@@ -315,7 +315,7 @@ func TestFilters(t *testing.T) {
 			calls := readCalls(t, tr, tt.wantEvents)
 			for _, c := range calls {
 				if tt.filter.ErrorsOnly && c.OK() {
-					t.Errorf("errors_only delivered a successful call %s", c.String())
+					t.Errorf("ErrorsOnly delivered a successful call %s", c.String())
 				}
 			}
 			// Nothing more arrives: a marker call from another process
@@ -445,7 +445,7 @@ func TestSkipVMALookup(t *testing.T) {
 	made := mremaptest.RunHelper(t, helper)
 	for i, c := range readCalls(t, tr, len(made)) {
 		if c.VMA != (mremap.VMA{}) {
-			t.Errorf("%s: mapping %+v without vma_lookup", made[i].Name, c.VMA)
+			t.Errorf("%s: mapping %+v without the lookup", made[i].Name, c.VMA)
 		}
 	}
 }
@@ -472,7 +472,7 @@ func countReads(t *testing.T, tr *Tracer) <-chan uint64 {
 	return done
 }
 
-// callsCounted sums mremap.calls over every key.
+// callsCounted sums the calls counted over every key.
 func callsCounted(a *Aggregates) uint64 {
 	var n uint64
 	for _, c := range a.Calls {
@@ -511,14 +511,14 @@ func TestFullRingBufferCountsWhatItDrops(t *testing.T) {
 			delivered+a.Drops.RingBufferFull, burst.Calls)
 	}
 	if n := callsCounted(a); n != burst.Calls {
-		t.Errorf("mremap.calls counted %d, want all %d: metrics must not depend on the ring buffer", n, burst.Calls)
+		t.Errorf("calls counted %d, want all %d: the aggregates must not depend on the ring buffer", n, burst.Calls)
 	}
 	if other := (Drops{RingBufferFull: a.Drops.RingBufferFull}); a.Drops != other {
 		t.Errorf("drops %+v, want only ring_buffer_full", a.Drops)
 	}
 }
 
-// max_events_per_second 1000 over a burst of a few seconds: about 1000 a
+// MaxEventsPerSecond 1000 over a burst of a few seconds: about 1000 a
 // second are delivered and every other call is counted as rate_limited.
 func TestRateLimitCountsWhatItDrops(t *testing.T) {
 	mremaptest.RequireBPF(t)
@@ -541,7 +541,7 @@ func TestRateLimitCountsWhatItDrops(t *testing.T) {
 			delivered+a.Drops.RateLimited, burst.Calls)
 	}
 	if n := callsCounted(a); n != burst.Calls {
-		t.Errorf("mremap.calls counted %d, want all %d", n, burst.Calls)
+		t.Errorf("calls counted %d, want all %d", n, burst.Calls)
 	}
 	// The kernel's window is one second from the first call past the last
 	// window, so a burst of d seconds spans ceil(d) windows, all full but
@@ -679,7 +679,7 @@ func TestStaleKprobesRemoved(t *testing.T) {
 }
 
 // Calls from a renamed thread are seen under the process's comm, so the
-// filters and the process.executable.name of a Java or browser process
+// filters and the process name of a Java or browser process
 // cover all its threads.
 func TestThreadsSeenUnderProcessComm(t *testing.T) {
 	mremaptest.RequireBPF(t)

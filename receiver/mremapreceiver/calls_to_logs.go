@@ -1,3 +1,5 @@
+//go:build linux
+
 package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
 
 import (

@@ -1,10 +1,7 @@
 package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
 
 import (
-	"context"
-
 	"go.opentelemetry.io/collector/component"
-	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/receiver"
 
 	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
@@ -18,25 +15,4 @@ func NewFactory() receiver.Factory {
 		receiver.WithLogs(createLogs, metadata.LogsStability),
 		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
 	)
-}
-
-// One set of probes per configuration serves both pipelines.
-var receivers = newSharedReceivers()
-
-func createLogs(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Logs) (receiver.Logs, error) {
-	r, err := receivers.getOrCreate(cfg.(*Config), set)
-	if err != nil {
-		return nil, err
-	}
-	r.logs = next
-	return logsReceiver{r}, nil
-}
-
-func createMetrics(_ context.Context, set receiver.Settings, cfg component.Config, next consumer.Metrics) (receiver.Metrics, error) {
-	r, err := receivers.getOrCreate(cfg.(*Config), set)
-	if err != nil {
-		return nil, err
-	}
-	r.metrics = next
-	return newMetricsReceiver(r, set, next)
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures what observing mremap(2) costs: the time each call
 // of a tight loop gains with nothing attached (the baseline), with the
 // smallest possible programs on the two syscall tracepoints (the floor),

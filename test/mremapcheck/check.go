@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package mremapcheck compares the OTLP logs and metrics that the receiver
 // (or the built collector) emitted for cmd/mremap-helper's calls with what
 // the receiver's README (receiver/mremapreceiver/README.md) says they must
