@@ -21,7 +21,7 @@ C_SOURCES := $(filter-out bpf/vmlinux.h,$(wildcard bpf/*.c bpf/*.h)) cmd/mremap-
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all deps build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet lint fuzz soak
+.PHONY: all deps build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet lint fuzz soak dashboards
 
 all: build
 
@@ -127,6 +127,11 @@ generate:
 ## check-generated: regenerate and fail if the committed files differ
 check-generated: generate
 	git diff --exit-code -- bpf receiver/mremapreceiver
+
+## dashboards: regenerate config/grafana/mremap.json from internal/dashboards (the Grafana
+## Foundation SDK) and config/vmui/mremap.json from it; make test fails when either is stale
+dashboards:
+	$(GO) run ./cmd/mremap-dashboards
 
 ## vmlinux: regenerate bpf/vmlinux.h from this host's BTF (rarely needed)
 vmlinux:
