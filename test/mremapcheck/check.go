@@ -114,12 +114,19 @@ func Logs(ld plog.Logs, run Run) []string {
 }
 
 func checkResource(p *problems, a pcommon.Map, run Run, host string) {
+	want, optional := ResourceAttributes(run, host)
+	checkAttributes(p, "resource", a, want, optional...)
+}
+
+// ResourceAttributes returns the resource attributes the helper's records
+// must have on host, and those that may be there or not.
+func ResourceAttributes(run Run, host string) (want map[string]any, optional []string) {
 	m := run.Made[0]
 	comm := run.Comm
 	if comm == "" {
 		comm = mremaptest.Comm
 	}
-	want := map[string]any{
+	want = map[string]any{
 		"host.name":               host,
 		"process.pid":             int64(m.PID),
 		"process.executable.name": comm,
@@ -134,10 +141,9 @@ func checkResource(p *problems, a pcommon.Map, run Run, host string) {
 	}
 	if run.ContainerID != "" {
 		want["container.id"] = run.ContainerID
-		checkAttributes(p, "resource", a, want)
-		return
+		return want, nil
 	}
-	checkAttributes(p, "resource", a, want, "container.id")
+	return want, []string{"container.id"}
 }
 
 // checkAttributes compares a map with want exactly; optional keys may be
@@ -189,6 +195,30 @@ func checkRecord(p *problems, lr plog.LogRecord, m mremaptest.Made, run Run) {
 	}
 	expect(p, what+" Body", lr.Body().AsString(), Body(m, e))
 
+	want := RecordAttributes(m, run)
+	if m.Maps == nil && e.VMAPermissions != "" {
+		p.add("%s: the helper saw no mapping at 0x%x, want %s", what, m.OldAddress, e.VMAPermissions)
+	}
+	if e.Result == "ok" {
+		moved := uint64(m.Return) != m.OldAddress
+		if moved != e.Moved {
+			p.add("%s: result address 0x%x vs old 0x%x: moved %v, want %v", what, m.Return, m.OldAddress, moved, e.Moved)
+		}
+	}
+	d, ok := lr.Attributes().Get("mremap.duration_ns")
+	if !ok || d.Type() != pcommon.ValueTypeInt || d.Int() <= 0 || d.Int() > int64(run.End.Sub(run.Start)+slack) {
+		p.add("%s: mremap.duration_ns = %v, want a positive int within the helper's run", what, d.AsRaw())
+	} else {
+		want["mremap.duration_ns"] = d.Int()
+	}
+	checkAttributes(p, what, lr.Attributes(), want)
+}
+
+// RecordAttributes returns the attributes the log record of the helper's
+// call m must have. mremap.duration_ns, which only the kernel knows, is
+// there with the value nil.
+func RecordAttributes(m mremaptest.Made, run Run) map[string]any {
+	e := expectation(m.Name)
 	want := map[string]any{
 		"thread.id":          int64(m.TID),
 		"mremap.old_address": int64(m.OldAddress),
@@ -202,30 +232,18 @@ func checkRecord(p *problems, lr plog.LogRecord, m mremaptest.Made, run Run) {
 		"mremap.resize":      e.Resize,
 		"mremap.move":        e.Move,
 		"mremap.probe":       run.Probe,
-		"mremap.duration_ns": nil, // checked below
+		"mremap.duration_ns": nil,
 	}
 	// The mapping as /proc/self/maps showed it to the helper before the
 	// call (the helper checked that against the hand-written expectation).
 	if m.Maps != nil {
 		want["mremap.vma.permissions"] = m.Maps.Permissions
 		want["mremap.vma.path"] = m.Maps.Path
-	} else if e.VMAPermissions != "" {
-		p.add("%s: the helper saw no mapping at 0x%x, want %s", what, m.OldAddress, e.VMAPermissions)
 	}
 	if e.Result == "ok" {
 		want["mremap.result_address"] = m.Return
-		moved := uint64(m.Return) != m.OldAddress
-		if moved != e.Moved {
-			p.add("%s: result address 0x%x vs old 0x%x: moved %v, want %v", what, m.Return, m.OldAddress, moved, e.Moved)
-		}
 	}
-	d, ok := lr.Attributes().Get("mremap.duration_ns")
-	if !ok || d.Type() != pcommon.ValueTypeInt || d.Int() <= 0 || d.Int() > int64(run.End.Sub(run.Start)+slack) {
-		p.add("%s: mremap.duration_ns = %v, want a positive int within the helper's run", what, d.AsRaw())
-	} else {
-		want["mremap.duration_ns"] = d.Int()
-	}
-	checkAttributes(p, what, lr.Attributes(), want)
+	return want
 }
 
 func expectation(name string) mremaptest.Expectation {
