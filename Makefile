@@ -21,7 +21,7 @@ C_SOURCES := $(filter-out bpf/vmlinux.h,$(wildcard bpf/*.c bpf/*.h)) cmd/mremap-
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all deps build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet lint fuzz soak dashboards
+.PHONY: all deps build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet lint fuzz soak dashboards screenshots
 
 all: build
 
@@ -132,6 +132,12 @@ check-generated: generate
 ## Foundation SDK) and config/vmui/mremap.json from it; make test fails when either is stale
 dashboards:
 	$(GO) run ./cmd/mremap-dashboards
+
+## screenshots: as root, docs/vmui-dashboard.png and docs/victorialogs.png: the browser test of
+## test/backends (VictoriaMetrics, VictoriaLogs, Chromium) with a longer workload
+screenshots: build
+	MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) MREMAP_SCREENSHOTS=$(CURDIR)/docs \
+		$(GO) test -count=1 -run '^TestBackends$$/^Browser$$' -v ./test/backends/
 
 ## vmlinux: regenerate bpf/vmlinux.h from this host's BTF (rarely needed)
 vmlinux:
