@@ -1,8 +1,8 @@
 // Package alerts checks the alerting rules, config/prometheus/alerts.yaml,
 // with Prometheus's promtool: the file is valid, every rule has unit tests
 // (rules_test.yaml) in which it fires and in which it stays silent, and they
-// pass; and the rules name only metrics and labels that otelcol-mremap
-// exports.
+// pass, with promtool and with VictoriaMetrics' vmalert-tool; and the rules
+// name only metrics and labels that otelcol-mremap exports.
 package alerts
 
 import (
@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
+	"github.com/otelcol-mremap/otelcol-mremap/test/backends"
 )
 
 var (
@@ -94,6 +95,21 @@ func TestRulesCheck(t *testing.T) {
 
 func TestRulesUnitTests(t *testing.T) {
 	promtool(t, "test", "rules", testsPath)
+}
+
+// TestRulesUnitTestsOnVictoriaMetrics runs the same unit tests with
+// vmalert-tool, VictoriaMetrics' evaluation of the rules (MetricsQL, its
+// own staleness), as vmalert in front of VictoriaMetrics would evaluate
+// them. The alerts carry no alertgroup label there either.
+func TestRulesUnitTestsOnVictoriaMetrics(t *testing.T) {
+	bin := backends.Binary(t, backends.VmalertToolPackage, backends.VictoriaMetricsVersion)
+	cmd := exec.Command(bin, "unittest", "--disableAlertgroupLabel", "--files", filepath.Base(testsPath))
+	cmd.Dir = filepath.Dir(testsPath) // rule_files are relative to the tests
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("vmalert-tool unittest: %v\n%s", err, out)
+	}
+	t.Logf("vmalert-tool unittest:\n%s", out)
 }
 
 // TestEveryRuleTested: each alert has a case where it fires and one where it
