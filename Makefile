@@ -67,7 +67,7 @@ deps:
 test: deps vet lint test-kernel test-vm
 
 vet:
-	@test -z "$$(gofmt -l bpf cmd internal receiver test)" || { gofmt -l bpf cmd internal receiver test; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l bpf cmd dashboards internal receiver test)" || { gofmt -l bpf cmd dashboards internal receiver test; echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
 ## lint: golangci-lint (.golangci.yml: govet, staticcheck, errorlint, misspell, unused, gofmt)
@@ -128,7 +128,7 @@ generate:
 check-generated: generate
 	git diff --exit-code -- bpf receiver/mremapreceiver
 
-## dashboards: regenerate config/grafana/mremap.json from internal/dashboards (the Grafana
+## dashboards: regenerate config/grafana/mremap.json from dashboards/panels.go (the Grafana
 ## Foundation SDK) and config/vmui/mremap.json from it; make test fails when either is stale
 dashboards:
 	$(GO) run ./cmd/mremap-dashboards

@@ -1,5 +1,5 @@
-// mremap-dashboards writes the receiver's dashboards from
-// internal/dashboards: the Grafana dashboard config/grafana/mremap.json,
+// mremap-dashboards writes the receiver's dashboards from the package
+// dashboards (dashboards/panels.go): the Grafana dashboard config/grafana/mremap.json,
 // then, from that file, the vmui dashboard config/vmui/mremap.json. Run it
 // from the repository's root (make dashboards); `make test` fails when the
 // committed files differ from what it writes.
@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/otelcol-mremap/otelcol-mremap/internal/dashboards"
+	"github.com/otelcol-mremap/otelcol-mremap/dashboards"
 )
 
 func main() {

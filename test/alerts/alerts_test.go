@@ -159,7 +159,7 @@ var (
 	labelName = regexp.MustCompile(`(?:by \(([a-z_, ]+)\))|(?:[{,]\s*([a-z_]+)\s*[=!]~?)`)
 )
 
-// TestRulesNameExportedSeries: a rule on a misspelt metric or label would
+// TestRulesNameExportedSeries: a rule on a misspelled metric or label would
 // never fire; promtool cannot tell.
 func TestRulesNameExportedSeries(t *testing.T) {
 	var rules ruleFile

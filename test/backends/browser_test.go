@@ -13,7 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/otelcol-mremap/otelcol-mremap/internal/dashboards"
+	"github.com/otelcol-mremap/otelcol-mremap/dashboards"
 	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 
-	"github.com/otelcol-mremap/otelcol-mremap/internal/dashboards"
+	"github.com/otelcol-mremap/otelcol-mremap/dashboards"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 	"github.com/otelcol-mremap/otelcol-mremap/test/mremapcheck"
 )

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package backends runs the servers that otelcol-mremap sends to, for the
 // tests: VictoriaMetrics and VictoriaLogs, built once from the Go module
 // proxy into a cache under .cache/victoria (as the kernel VM suite caches

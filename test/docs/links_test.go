@@ -27,7 +27,6 @@ const maxReadme = 15000
 // links to it are checked like any other.
 var pendingDocs = []string{
 	"docs/security.md",       // mTLS between agent and gateway, the listeners
-	"docs/backends.md",       // VictoriaLogs and VictoriaMetrics, screenshots, alerts
 	"docs/kernels-tested.md", // the kernels tested, in detail
 }
 

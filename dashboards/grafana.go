@@ -28,6 +28,7 @@ var datasource = common.DataSourceRef{Type: cog.ToPtr("prometheus"), Uid: cog.To
 // Grafana returns the Grafana dashboard of panels, as
 // config/grafana/mremap.json holds it.
 func Grafana(panels []Panel) ([]byte, error) {
+	//nolint:staticcheck // the classic model: see Dashboard
 	b := dashboard.NewDashboardBuilder("mremap").
 		Uid("otelcol-mremap").
 		Description("mremap(2) calls observed by the otelcol-mremap receiver: metrics aggregated in the kernel, exported by the collector's prometheus exporter (config/collector.yaml) and scraped by Prometheus (config/prometheus.yml).").

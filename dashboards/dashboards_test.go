@@ -11,7 +11,7 @@ import (
 
 func root() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..")
+	return filepath.Join(filepath.Dir(file), "..")
 }
 
 func read(t *testing.T, rel string) []byte {
@@ -31,14 +31,14 @@ func TestGeneratedFilesCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if string(grafana) != string(read(t, GrafanaFile)) {
-		t.Errorf("%s is not what internal/dashboards generates: edit internal/dashboards/panels.go and run make dashboards", GrafanaFile)
+		t.Errorf("%s is not what the package dashboards generates: edit dashboards/panels.go and run make dashboards", GrafanaFile)
 	}
 	vmui, err := VMUI(read(t, GrafanaFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(vmui) != string(read(t, VMUIFile)) {
-		t.Errorf("%s is not what internal/dashboards generates from %s: run make dashboards", VMUIFile, GrafanaFile)
+		t.Errorf("%s is not what the package dashboards generates from %s: run make dashboards", VMUIFile, GrafanaFile)
 	}
 }
 
@@ -80,7 +80,7 @@ func TestDecodeRejects(t *testing.T) {
 		want   string
 	}{
 		{"an export-only field", func(d map[string]any) { d["__inputs"] = []any{} }, "unexpected field '__inputs'"},
-		{"an unknown panel field", func(d map[string]any) { panel(d, 1)["colour"] = "red" }, "unexpected field 'colour'"},
+		{"an unknown panel field", func(d map[string]any) { panel(d, 1)["shade"] = "red" }, "unexpected field 'shade'"},
 		{"an unknown query field", func(d map[string]any) { firstQuery(d, 1)["exprs"] = "up" }, "unexpected field 'exprs'"},
 		{"a query field of the wrong type", func(d map[string]any) { firstQuery(d, 1)["expr"] = 42 }, "targets[0]"},
 		{"a heatmap without showValue", func(d map[string]any) {

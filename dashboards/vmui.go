@@ -13,6 +13,13 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/prometheus"
 )
 
+// Dashboard is Grafana's classic dashboard JSON model, the one file
+// provisioning and every Grafana release import. The SDK marks it
+// deprecated in favor of dashboardv2, the resource of Grafana 12's new
+// dashboard API, which file provisioning does not read without feature
+// flags.
+type Dashboard = dashboard.Dashboard //nolint:staticcheck // see above
+
 // Decode decodes a Grafana dashboard strictly, as the Grafana Foundation
 // SDK's schema has it: a field Grafana does not know, a required field
 // missing or a value of the wrong type is an error that names it.
@@ -22,13 +29,13 @@ import (
 // only when the error list it got back is nil, and its lists are never nil
 // (an empty cog.BuildErrors in an error interface). So the strict pass only
 // checks, and the values come from the SDK's ordinary decoder.
-func Decode(data []byte) (dashboard.Dashboard, error) {
+func Decode(data []byte) (Dashboard, error) {
 	plugins.RegisterDefaultPlugins()
-	var strict dashboard.Dashboard
+	var strict Dashboard
 	if err := noErrors(strict.UnmarshalJSONStrict(data)); err != nil {
 		return strict, err
 	}
-	var d dashboard.Dashboard
+	var d Dashboard
 	if err := json.Unmarshal(data, &d); err != nil {
 		return d, err
 	}
