@@ -80,6 +80,8 @@ var Expected = []struct {
 	{"dontunmap", Expectation{"MREMAP_MAYMOVE|MREMAP_DONTUNMAP", "none", "dontunmap", "ok", 0, true, "rw-p", ""}},
 	{"einval_unaligned", Expectation{"MREMAP_MAYMOVE", "grow", "none", "EINVAL", page, false, "rw-p", ""}},
 	{"einval_fixed_without_maymove", Expectation{"MREMAP_FIXED", "none", "fixed", "EINVAL", 0, false, "rw-p", ""}},
+	// A flag bit no kernel knows: EINVAL, and the decoder names it in hex.
+	{"einval_unknown_flag", Expectation{"MREMAP_MAYMOVE|0x100000", "none", "none", "EINVAL", 0, false, "rw-p", ""}},
 	{"efault_unmapped", Expectation{"MREMAP_MAYMOVE", "grow", "none", "EFAULT", page, false, "", ""}},
 	{"enomem_blocked", Expectation{"", "grow", "none", "ENOMEM", page, false, "rw-p", ""}},
 	// A shared read-only mapping of a file in /dev/shm, a mount of its own.
@@ -98,6 +100,9 @@ const (
 	mayMove   = 1
 	fixed     = 2
 	dontUnmap = 4
+	// unknownFlag is a bit mremap(2) does not define: the kernel refuses
+	// the call with EINVAL before it looks at the mapping.
+	unknownFlag = 0x100000
 )
 
 // MakeCalls makes the calls of Expected, in order, on one thread, and
@@ -237,6 +242,7 @@ func failingCalls(c *caller) error {
 	}
 	c.call("einval_unaligned", target+1, page, 2*page, mayMove, 0)
 	c.call("einval_fixed_without_maymove", target, page, page, fixed, target+16*page)
+	c.call("einval_unknown_flag", target, page, page, mayMove|unknownFlag, 0)
 
 	// A page below vm.mmap_min_addr (64 KiB on x86-64, 32 KiB on arm64)
 	// is never mapped. A page just unmapped would not do: another thread
