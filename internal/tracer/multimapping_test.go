@@ -1,3 +1,5 @@
+//go:build linux
+
 package tracer
 
 import (
@@ -80,7 +82,7 @@ func TestMoveAcrossTwoMappings(t *testing.T) {
 			if c.OldAddress != src || c.OldSize != 2*page || c.NewSize != 2*page || c.NewAddress != dst || c.Return != ret {
 				t.Errorf("call %+v, made mremap(0x%x, %d, %d, fixed, 0x%x) = %d", c, src, 2*page, 2*page, dst, ret)
 			}
-			if got := c.Move().String(); got != "fixed" {
+			if got := c.Move.String(); got != "fixed" {
 				t.Errorf("move %s, want fixed", got)
 			}
 			// The first mapping's: the one at old_address.

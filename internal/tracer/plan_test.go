@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -290,11 +291,16 @@ func TestVMALookupOffLoadsWithoutItsHelpers(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	unknown := asm.BuiltinFunc(100000)
 	for _, lookup := range []VMALookup{VMALookupSkipped, VMALookupOn} {
-		for _, p := range []Plan{
+		plans := []Plan{
 			{Probe: ProbeTracepoint, Pairing: PairingTaskStorage, VMALookup: lookup},
 			{Probe: ProbeKprobe, Pairing: PairingTaskStorage, VMALookup: lookup, Ia32: Ia32Kprobe},
-			{Probe: ProbeTracepoint, Pairing: PairingTaskStorage, VMALookup: lookup, Ia32: Ia32RawTracepoints},
-		} {
+		}
+		// Elsewhere the ia32 raw tracepoint programs are empty (they
+		// return 0 at once): with the lookup on they load all the same.
+		if runtime.GOARCH == "amd64" {
+			plans = append(plans, Plan{Probe: ProbeTracepoint, Pairing: PairingTaskStorage, VMALookup: lookup, Ia32: Ia32RawTracepoints})
+		}
+		for _, p := range plans {
 			spec, err := bpf.LoadMremap()
 			require.NoError(t, err)
 			require.NoError(t, configure(spec, Options{Events: true, RingBufferSize: os.Getpagesize()}, p))
