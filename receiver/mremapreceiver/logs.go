@@ -75,8 +75,11 @@ func (r *mremapReceiver) readCalls(out chan<- []observedCall) {
 			last, lastInfo, haveLast = c.Process, procs.lookup(c.Process), true
 		}
 		// A chunk is read within microseconds: its calls share the time
-		// its first one was read.
-		if len(chunk) == 0 {
+		// its first one was read, unless a call returned after that time
+		// (on a slow machine the helper's next calls end while the chunk
+		// is still being read), whose record cannot have been read before
+		// it was written.
+		if len(chunk) == 0 || c.Exit.After(observed) {
 			observed = time.Now()
 		}
 		chunk = append(chunk, observedCall{Call: c, proc: lastInfo, observed: observed})
