@@ -3,9 +3,10 @@
 #
 # usage: test/vm/run.sh [options] KERNEL PAYLOAD_DIR [--] CMD [CMD...]
 #
-#   KERNEL       Debian kernel package name, e.g. linux-image-6.1.0-50-cloud-amd64
-#                (fetched on demand by fetch-kernel.sh into .cache/vm/KERNEL/),
-#                or a path to a bzImage/vmlinuz file.
+#   KERNEL       Debian kernel package name, e.g. linux-image-6.1.0-50-cloud-amd64,
+#                or a pattern such as 'linux-image-6.12.*+deb12-cloud-arm64'
+#                (resolved and fetched on demand by fetch-kernel.sh into
+#                .cache/vm/<package>/), or a path to a bzImage/Image file.
 #   PAYLOAD_DIR  directory copied to /payload in the VM (static binaries, data);
 #                "-" for none.
 #   CMD          shell command line run by busybox sh in /payload, in order.
@@ -22,6 +23,9 @@
 #   -e, --env K=V        export K=V for the commands (repeatable)
 #   -v, --verbose        also stream the console to stdout while the VM runs
 #   -z, --compress C     initramfs compression: gzip (default) or none
+#       --arch A         the guest's architecture: amd64 (qemu-system-x86_64)
+#                        or arm64 (qemu-system-aarch64 -M virt); default: arm64
+#                        if KERNEL ends in -arm64, else amd64
 #       --accel A        auto (default; KVM only if /dev/kvm is usable and the
 #                        CPU has vmx/svm), kvm, or tcg (env VMTEST_ACCEL)
 #       --cpu MODEL      QEMU -cpu model (default: host with KVM, max with TCG)
@@ -66,6 +70,7 @@ compress=gzip
 cpu=
 accel_mode=${VMTEST_ACCEL:-auto}
 tcg_thread=${VMTEST_TCG_THREAD:-single}
+arch=
 keep=0
 envs=()
 
@@ -85,6 +90,7 @@ while [[ $# -gt 0 ]]; do
 	--cpu) cpu=$2; shift 2 ;;
 	--accel) accel_mode=$2; shift 2 ;;
 	--tcg-thread) tcg_thread=$2; shift 2 ;;
+	--arch) arch=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
 	-h|--help) usage ;;
 	--) shift; break ;;
@@ -102,10 +108,22 @@ shift 2
 [[ $accel_mode =~ ^(auto|kvm|tcg)$ ]] || die "bad --accel '$accel_mode'"
 [[ $tcg_thread =~ ^(single|multi)$ ]] || die "bad --tcg-thread '$tcg_thread'"
 [[ $payload == - || -d $payload ]] || die "payload dir '$payload' not found"
+if [[ -z $arch ]]; then
+	arch=amd64
+	[[ $kernel == *-arm64 ]] && arch=arm64
+fi
+[[ $arch =~ ^(amd64|arm64)$ ]] || die "bad --arch '$arch' (amd64 or arm64)"
+host_arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 
 # ---------------------------------------------------------------- host deps
 need_pkgs=()
-command -v qemu-system-x86_64 >/dev/null || need_pkgs+=(qemu-system-x86)
+if [[ $arch == amd64 ]]; then
+	qemu_bin=qemu-system-x86_64
+	command -v $qemu_bin >/dev/null || need_pkgs+=(qemu-system-x86)
+else
+	qemu_bin=qemu-system-aarch64
+	command -v $qemu_bin >/dev/null || need_pkgs+=(qemu-system-arm)
+fi
 command -v cpio >/dev/null || need_pkgs+=(cpio)
 if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'ok installed'; then
 	need_pkgs+=(busybox-static)
@@ -125,6 +143,12 @@ if [[ ${#need_pkgs[@]} -gt 0 ]]; then
 fi
 busybox=/bin/busybox
 [[ -x $busybox ]] || die "$busybox missing (apt-get install busybox-static)"
+# The host's busybox lists the applets; the guest gets one of its own
+# architecture (busybox-static:arm64, unpacked into the cache).
+guest_busybox=$busybox
+if [[ $arch != "$host_arch" ]]; then
+	guest_busybox=$("$here/fetch-kernel.sh" --busybox "$arch") || die "cannot fetch busybox-static:$arch"
+fi
 
 # ---------------------------------------------------------------- kernel
 if [[ -f $kernel ]]; then
@@ -132,7 +156,7 @@ if [[ -f $kernel ]]; then
 	kname=$(basename "$kernel")
 else
 	set +e
-	vmlinuz=$("$here/fetch-kernel.sh" "$kernel")
+	vmlinuz=$("$here/fetch-kernel.sh" --arch "$arch" "$kernel")
 	rc=$?
 	set -e
 	if [[ $rc == 3 ]]; then
@@ -140,7 +164,8 @@ else
 		exit 3
 	fi
 	[[ $rc == 0 ]] || die "fetch-kernel.sh $kernel failed (rc=$rc)"
-	kname=$kernel
+	kname=$(sed -n 's/^package=//p' "$(dirname "$vmlinuz")/version")
+	kname=${kname:-$kernel}
 fi
 
 # ---------------------------------------------------------------- initramfs
@@ -161,7 +186,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 root=$stage/root
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,tmp,run,etc,root,payload,vmtest/cmds}
-cp "$busybox" "$root/bin/busybox"
+cp "$guest_busybox" "$root/bin/busybox"
 # Applet symlinks at build time (busybox --install needs /proc; this is cheaper).
 while read -r applet; do
 	applet=${applet#/}
@@ -276,7 +301,10 @@ mkdir -p "$(dirname "$log")"
 # a VM without nested virtualisation /dev/kvm exists but guests hang or abort).
 if [[ $accel_mode == auto ]]; then
 	accel_mode=tcg
-	if [[ -w /dev/kvm ]] && grep -qwE 'vmx|svm' /proc/cpuinfo; then accel_mode=kvm; fi
+	if [[ $arch == "$host_arch" && -w /dev/kvm ]]; then
+		# x86: only with vmx/svm; arm64 hosts show no such flag.
+		if [[ $arch == arm64 ]] || grep -qwE 'vmx|svm' /proc/cpuinfo; then accel_mode=kvm; fi
+	fi
 fi
 if [[ $accel_mode == kvm ]]; then
 	accel=(-accel kvm)
@@ -284,19 +312,31 @@ if [[ $accel_mode == kvm ]]; then
 else
 	accel=(-accel "tcg,thread=$tcg_thread")
 	accel_mode=tcg,thread=$tcg_thread
+	# arm64's max CPU signs pointers with QARMA, which costs TCG dearly on
+	# every function return; pauth-impdef keeps pointer authentication but
+	# with QEMU's cheap hash.
 	cpu=${cpu:-max}
+	[[ $arch == arm64 && $cpu == max ]] && cpu=max,pauth-impdef=on
 fi
 
-cmdline="console=ttyS0,115200 panic=-1 oops=panic quiet loglevel=3 rdinit=/init"
-cmdline+=" tsc=reliable no_timer_check mitigations=off random.trust_cpu=on"
+cmdline="panic=-1 oops=panic quiet loglevel=3 rdinit=/init mitigations=off random.trust_cpu=on"
+if [[ $arch == amd64 ]]; then
+	cmdline="console=ttyS0,115200 $cmdline tsc=reliable no_timer_check"
+	machine=()
+else
+	# -M virt: a PL011 UART (ttyAMA0), PSCI for poweroff; the kernel finds
+	# the initramfs through the device tree QEMU writes.
+	cmdline="console=ttyAMA0 $cmdline"
+	machine=(-M virt)
+fi
 [[ -n $append_extra ]] && cmdline+=" $append_extra"
 
-qemu=(timeout -s KILL $((timeout_s + 60)) qemu-system-x86_64 "${accel[@]}" -cpu "$cpu" -m "$mem" -smp "$smp"
+qemu=(timeout -s KILL $((timeout_s + 60)) "$qemu_bin" "${machine[@]}" "${accel[@]}" -cpu "$cpu" -m "$mem" -smp "$smp"
 	-kernel "$vmlinuz" -initrd "$initrd" -append "$cmdline"
 	-nodefaults -no-user-config -display none -serial stdio -monitor none
 	-no-reboot)
 
-echo "vmtest: kernel=$kname accel=$accel_mode cpu=$cpu payload=$payload commands=${#labels[@]} timeout=${timeout_s}s log=$log"
+echo "vmtest: kernel=$kname arch=$arch accel=$accel_mode cpu=$cpu payload=$payload commands=${#labels[@]} timeout=${timeout_s}s log=$log"
 t_start=$(date +%s.%N)
 "${qemu[@]}" </dev/null >>"$log" 2>&1 &
 qpid=$!
