@@ -116,17 +116,22 @@ fuzz:
 		done; \
 	done
 
-## test-vm: the real-kernel tests inside QEMU on Debian's 6.1 kernels, with kprobes
+## test-vm: the real-kernel tests inside QEMU on Debian's kernels (test/vm/kernels.conf:
+## 6.1 and 6.12, cloud and PREEMPT_RT, amd64 and arm64), in kprobe and tracepoint mode.
+## KERNELS="6.12-cloud-arm64 6.1-rt-amd64" (names in kernels.conf, globs allowed) runs a subset.
+KERNELS ?=
 test-vm: build
-	test/vm/suite.sh
+	test/vm/suite.sh $(KERNELS)
 
 ## generate: regenerate the bpf2go objects (clang-19) and mdatagen's code
 generate:
 	$(GO) generate ./bpf/ ./receiver/mremapreceiver/
 
 ## check-generated: regenerate and fail if the committed files differ
+## (and docs/kernels-tested.md if it is not what test/vm/results.tsv makes)
 check-generated: generate
 	git diff --exit-code -- bpf receiver/mremapreceiver
+	test/vm/kernels-tested.sh --check
 
 ## dashboards: regenerate config/grafana/mremap.json from dashboards/panels.go (the Grafana
 ## Foundation SDK) and config/vmui/mremap.json from it; make test fails when either is stale

@@ -7,7 +7,8 @@
 # kprobe_profile, and checks that our kretprobes are there: created through
 # tracefs with maxactive 4096 (r4096:<group>/<event>), named the way
 # internal/tracer's kprobe_profile reader expects (cilium/ebpf turns
-# __x64_sys_mremap into the event name _x64_sys_mremap), with hits counted.
+# __x64_sys_mremap into the event name _x64_sys_mremap, __arm64_sys_mremap
+# into _arm64_sys_mremap), with hits counted.
 # That is where the tracer reads missed kretprobes on kernels before 6.6.
 # Finally it stops the collector with SIGTERM and checks the events are gone.
 set -u
@@ -108,7 +109,11 @@ check() {
 		fail "$1 on $2: hits=$hits, want >= $3"
 	fi
 }
-check _x64_sys_mremap __x64_sys_mremap $calls
+case $(uname -m) in
+x86_64) check _x64_sys_mremap __x64_sys_mremap $calls ;;
+aarch64) check _arm64_sys_mremap __arm64_sys_mremap $calls ;;
+*) fail "no kprobe symbol known for $(uname -m)" ;;
+esac
 if grep -qE ' __ia32_sys_mremap$' /proc/kallsyms && [ -x /payload/ia32/mremap-helper ]; then
 	check _ia32_sys_mremap __ia32_sys_mremap $calls
 fi
