@@ -121,7 +121,7 @@ fuzz:
 ## KERNELS="6.12-cloud-arm64 6.1-rt-amd64" (names in kernels.conf, globs allowed) runs a subset.
 KERNELS ?=
 test-vm: build
-	test/vm/suite.sh $(KERNELS)
+	set -f; test/vm/suite.sh $(KERNELS)
 
 ## generate: regenerate the bpf2go objects (clang-19) and mdatagen's code
 generate:
