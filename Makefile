@@ -21,7 +21,7 @@ C_SOURCES := $(filter-out bpf/vmlinux.h,$(wildcard bpf/*.c bpf/*.h)) cmd/mremap-
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
-.PHONY: all deps build helper32 run test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet lint fuzz soak dashboards screenshots
+.PHONY: all deps build helper32 run certs test test-unit test-kernel test-e2e test-vm generate check-generated vmlinux bench bench-go clean fmt vet lint fuzz soak dashboards screenshots
 
 all: build
 
@@ -58,6 +58,13 @@ $(HELPER32): cmd/mremap-helper32/main.c
 ## run: build and run the collector with config/collector.yaml (needs root)
 run: build
 	$(BIN) --config config/collector.yaml
+
+## certs: a trial PKI for config/agent.yaml -> config/gateway.yaml over mutual TLS, in
+## build/certs: a CA, the gateway's certificate (for localhost and GATEWAY_NAMES, the names
+## agents dial) and an agent's (docs/security.md)
+GATEWAY_NAMES ?=
+certs:
+	config/tls/make-certs.sh build/certs $(GATEWAY_NAMES)
 
 ## deps: install what the tests need and this machine lacks (Debian packages; says what it installs)
 deps:
