@@ -10,7 +10,9 @@
 #     -v /sys/kernel/tracing:/sys/kernel/tracing:ro -v /sys/kernel/btf:/sys/kernel/btf:ro \
 #     otelcol-mremap
 # Another config: -v $PWD/config/agent.yaml:/etc/otelcol-mremap/config.yaml:ro
-# (with -e GATEWAY_ENDPOINT=gateway.example:4317).
+# (with -e GATEWAY_ENDPOINT=gateway.example:4317, the TLS files in
+# -v $PWD/build/certs/agent:/etc/otelcol-mremap/tls:ro and the on-disk queue in
+# -v /var/lib/otelcol-mremap/queue:/var/lib/otelcol-mremap/queue; docs/security.md).
 
 # Build stage: Go as in go.mod, ocb as in the Makefile (OCB_VERSION).
 FROM golang:1.26.8-bookworm AS build
@@ -32,7 +34,9 @@ RUN mkdir -p build && CGO_ENABLED=0 builder --config=builder-config.yaml
 FROM gcr.io/distroless/static-debian12
 COPY --from=build /src/build/otelcol-mremap/otelcol-mremap /otelcol-mremap
 COPY config/collector.yaml /etc/otelcol-mremap/config.yaml
-# 8889: the prometheus exporter; 13133: health_check.
+# 8889: the prometheus exporter; 13133: health_check. config/collector.yaml
+# binds both to localhost (with --network=host, the host's loopback).
+# docs/security.md shows how to open them.
 EXPOSE 8889 13133
 ENTRYPOINT ["/otelcol-mremap"]
 CMD ["--config=/etc/otelcol-mremap/config.yaml"]

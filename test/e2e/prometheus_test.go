@@ -75,7 +75,12 @@ service:
 // scrape reads the exposition format into series -> value, with the labels
 // sorted and the otel_scope_* labels left out.
 func scrape(t *testing.T, url string) map[string]float64 {
-	resp, err := http.Get(url)
+	return scrapeWith(http.DefaultClient, url)
+}
+
+// scrapeWith is scrape with client (one that reaches a network namespace).
+func scrapeWith(client *http.Client, url string) map[string]float64 {
+	resp, err := client.Get(url)
 	if err != nil {
 		return nil
 	}

@@ -42,7 +42,7 @@ func TestSoak(t *testing.T) {
 	config := string(data)
 	for _, r := range []struct{ old, new string }{
 		{"verbosity: normal", "verbosity: basic"},
-		{"endpoint: 0.0.0.0:8889", fmt.Sprintf("endpoint: 127.0.0.1:%d", metricsPort)},
+		{"endpoint: localhost:8889", fmt.Sprintf("endpoint: 127.0.0.1:%d", metricsPort)},
 		{"endpoint: localhost:13133", fmt.Sprintf("endpoint: 127.0.0.1:%d", healthPort)},
 		{"port: 8888", fmt.Sprintf("port: %d", telemetryPort)},
 		// Only the helper's calls: the invariant below counts them alone.
