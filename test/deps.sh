@@ -23,6 +23,7 @@ table=(
 	"cpio cpio the VM's initramfs is a cpio archive"
 	"systemd-analyze systemd systemd-analyze verify checks the shipped unit"
 	"openssl openssl the TLS tests make a CA and certificates"
+	"nsenter util-linux the agent and gateway tests run collectors in network namespaces of their own"
 	"chromium chromium the dashboards are drawn in a headless browser"
 	"strace strace the bodies are compared with strace's"
 	"clang-format-19 clang-format-19 make lint checks the C sources' formatting"

@@ -238,31 +238,47 @@ func TestUnitQueueAndMemory(t *testing.T) {
 	if !slices.Contains(state, strings.TrimPrefix(storageDir, "/var/lib/")) {
 		t.Errorf("StateDirectory=%v does not provide %s", state, storageDir)
 	}
-	var limit string
-	for _, o := range objects(t, "config/deploy/daemonset.yaml") {
-		if o["kind"] == "DaemonSet" {
-			var ds struct {
-				Spec struct {
-					Template struct {
-						Spec struct {
-							Containers []struct {
-								Resources struct {
-									Limits map[string]string `yaml:"limits"`
-								} `yaml:"resources"`
-							} `yaml:"containers"`
-						} `yaml:"spec"`
-					} `yaml:"template"`
-				} `yaml:"spec"`
-			}
-			as(t, o, &ds)
-			limit = ds.Spec.Template.Spec.Containers[0].Resources.Limits["memory"]
-		}
-	}
+	limit := daemonSetMemoryLimit(t)
 	// systemd's M is 1024*1024, Kubernetes' Mi.
 	if n, ok := strings.CutSuffix(limit, "Mi"); !ok || !slices.Equal(svc["MemoryMax"], []string{n + "M"}) {
 		t.Errorf("MemoryMax=%v, want the DaemonSet's memory limit %s", svc["MemoryMax"], limit)
 	}
 
+	verifyDropin(t, text, strings.Fields(svc["ExecStart"][0])[0])
+}
+
+// daemonSetMemoryLimit is the DaemonSet's container memory limit, as written.
+func daemonSetMemoryLimit(t *testing.T) string {
+	t.Helper()
+	for _, o := range objects(t, "config/deploy/daemonset.yaml") {
+		if o["kind"] != "DaemonSet" {
+			continue
+		}
+		var ds struct {
+			Spec struct {
+				Template struct {
+					Spec struct {
+						Containers []struct {
+							Resources struct {
+								Limits map[string]string `yaml:"limits"`
+							} `yaml:"resources"`
+						} `yaml:"containers"`
+					} `yaml:"spec"`
+				} `yaml:"template"`
+			} `yaml:"spec"`
+		}
+		as(t, o, &ds)
+		return ds.Spec.Template.Spec.Containers[0].Resources.Limits["memory"]
+	}
+	t.Fatal("config/deploy/daemonset.yaml has no DaemonSet")
+	return ""
+}
+
+// verifyDropin adds the drop-in of the unit's header comment (the gateway
+// and the TLS files as credentials) to its [Service] section and runs
+// systemd-analyze verify on it, ExecStart pointing at the built binary.
+func verifyDropin(t *testing.T, text, exec0 string) {
+	t.Helper()
 	// The drop-in of the header comment, added to [Service].
 	var dropin []string
 	for _, line := range strings.Split(text, "\n") {
@@ -274,11 +290,15 @@ func TestUnitQueueAndMemory(t *testing.T) {
 	if len(dropin) < 5 {
 		t.Fatalf("the unit's comment gives %d drop-in lines for the gateway and the TLS files: %v", len(dropin), dropin)
 	}
+	for _, want := range []string{"TLS_CA_FILE=%d/", "TLS_CERT_FILE=%d/", "TLS_KEY_FILE=%d/"} {
+		if !strings.Contains(strings.Join(dropin, " "), want) {
+			t.Errorf("the drop-in %v does not set %s...", dropin, want)
+		}
+	}
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
 		t.Skip("systemd-analyze not installed (apt-get install systemd): the drop-in is not verified")
 	}
-	exec0 := strings.Fields(svc["ExecStart"][0])[0]
 	withDropin := strings.Replace(strings.ReplaceAll(text, exec0, mremaptest.CollectorPath(t)),
 		"\n[Service]\n", "\n[Service]\n"+strings.Join(dropin, "\n")+"\n", 1)
 	path := filepath.Join(t.TempDir(), "otelcol-mremap.service")
@@ -288,10 +308,5 @@ func TestUnitQueueAndMemory(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", path).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify with the drop-in %v: %v\n%s", dropin, err, out)
-	}
-	for _, want := range []string{"TLS_CA_FILE=%d/", "TLS_CERT_FILE=%d/", "TLS_KEY_FILE=%d/"} {
-		if !strings.Contains(strings.Join(dropin, " "), want) {
-			t.Errorf("the drop-in %v does not set %s...", dropin, want)
-		}
 	}
 }

@@ -54,6 +54,28 @@ func bpfMemlock(t *testing.T, pid int) (maps int64) {
 	return maps
 }
 
+// agentOutcome waits until the agent's records for calls are sent or
+// dropped and its queue is empty, for up to a minute, and returns the log
+// records it sent (its own telemetry), those the kernel dropped (the
+// gateway's mremap.events.dropped), refused and still queued.
+func (f *fleet) agentOutcome(t *testing.T, calls int) (sent, dropped, refused, queued float64) {
+	t.Helper()
+	client := f.ns.httpClient()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		own := scrapeWith(client, agentTelemetry)
+		sent = sumSeries(own, `exporter="otlp_grpc"`, "otelcol_exporter_sent_log_records")
+		refused = sumSeries(own, `receiver="mremap"`, "otelcol_receiver_refused_log_records", "otelcol_receiver_failed_log_records")
+		queued = sumSeries(own, `data_type="logs"`, "otelcol_exporter_queue_size")
+		dropped = sumSeries(scrapeWith(client, gatewayMetrics), `reason=`, "mremap_events_dropped_total")
+		if sent+dropped >= float64(calls) && queued == 0 {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	return sent, dropped, refused, queued
+}
+
 // daemonSetLimits are the DaemonSet's container memory request and limit
 // in bytes, and the BPF maps' memory its comment documents.
 func daemonSetLimits(t *testing.T) (request, limit, documentedMaps int64) {
@@ -160,20 +182,7 @@ func TestKernelMemoryInLimits(t *testing.T) {
 	// the gateway writes its files). The agent's own telemetry says what it
 	// sent, the gateway's metrics what the kernel dropped.
 	loop := runLoopAt(t, helper, 5*time.Second, 40000)
-	client := f.ns.httpClient()
-	var sent, refused, queued, dropped float64
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		own := scrapeWith(client, agentTelemetry)
-		sent = sumSeries(own, `exporter="otlp_grpc"`, "otelcol_exporter_sent_log_records")
-		refused = sumSeries(own, `receiver="mremap"`, "otelcol_receiver_refused_log_records", "otelcol_receiver_failed_log_records")
-		queued = sumSeries(own, `data_type="logs"`, "otelcol_exporter_queue_size")
-		dropped = sumSeries(scrapeWith(client, gatewayMetrics), `reason=`, "mremap_events_dropped_total")
-		if sent+dropped >= float64(loop.Calls) && queued == 0 {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	sent, dropped, refused, queued := f.agentOutcome(t, loop.Calls)
 	total, kernel, unreclaimable := sampler.Stop()
 	t.Logf("under %d calls in 5 s: peak charge %s (kernel %s, without page cache %s); DaemonSet request %s, limit %s; %.0f log records sent, %.0f dropped, %.0f refused, %.0f queued",
 		loop.Calls, mib(total), mib(kernel), mib(unreclaimable), mib(request), mib(limit), sent, dropped, refused, queued)

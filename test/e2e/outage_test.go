@@ -32,6 +32,11 @@ const outage = 30 * time.Second
 // expected, but one is not a failure); a call without a record is.
 func TestAgentQueueOutage(t *testing.T) {
 	mremaptest.RequireBPF(t)
+	// Parallel with the other test that mostly waits (the outage, the
+	// silent connections' deadline): each runs its own agent and gateway
+	// in its own network namespace and counts only its own helper
+	// processes' records (by pid), so the other's calls do not disturb it.
+	t.Parallel()
 	helper := mremaptest.HelperPath(t)
 	exe, err := filepath.EvalSymlinks(helper)
 	if err != nil {
@@ -65,16 +70,7 @@ func TestAgentQueueOutage(t *testing.T) {
 	// 2. SIGKILL with a full queue.
 	gateway.stop(t)
 	queued := runLoopAt(t, helper, 2*time.Second, 500)
-	client := f.ns.httpClient()
-	var size float64
-	deadline := time.Now().Add(15 * time.Second)
-	for size < float64(queued.Calls) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-		size = sumSeries(scrapeWith(client, agentTelemetry), `data_type="logs"`, "otelcol_exporter_queue_size")
-	}
-	if size < float64(queued.Calls) {
-		t.Fatalf("the agent's queue holds %.0f log records, want the %d calls made while the gateway was down", size, queued.Calls)
-	}
+	size := f.waitQueued(t, queued.Calls)
 	agent.kill(t)
 	files, _ := filepath.Glob(filepath.Join(f.queueDir, "*"))
 	t.Logf("agent killed with %.0f log records queued (%d calls) in %v", size, queued.Calls, files)
@@ -92,4 +88,21 @@ func TestAgentQueueOutage(t *testing.T) {
 	if again := f.waitDelivered(t, loop, 0); again.duplicates != 0 {
 		t.Errorf("the outage's calls: %v after the restart, want no duplicates", again)
 	}
+}
+
+// waitQueued waits until the agent's logs queue holds n records, and
+// returns how many it holds.
+func (f *fleet) waitQueued(t *testing.T, n int) float64 {
+	t.Helper()
+	client := f.ns.httpClient()
+	var size float64
+	deadline := time.Now().Add(15 * time.Second)
+	for size < float64(n) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		size = sumSeries(scrapeWith(client, agentTelemetry), `data_type="logs"`, "otelcol_exporter_queue_size")
+	}
+	if size < float64(n) {
+		t.Fatalf("the agent's queue holds %.0f log records, want the %d calls made while the gateway was down", size, n)
+	}
+	return size
 }
