@@ -25,9 +25,7 @@ const maxReadme = 15000
 // not checked while they are missing. Once a page is in the repository,
 // TestPendingDocsPending fails until it is taken off this list, so that
 // links to it are checked like any other.
-var pendingDocs = []string{
-	"docs/security.md", // mTLS between agent and gateway, the listeners
-}
+var pendingDocs = []string{}
 
 // repoRoot is the repository's root: this package is test/docs.
 func repoRoot(t *testing.T) string {
