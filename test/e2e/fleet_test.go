@@ -44,9 +44,10 @@ const (
 
 func newFleet(t *testing.T) *fleet {
 	t.Helper()
+	certs := newPKI(t) // first: it skips the test where it cannot make them
 	return &fleet{
 		ns:       newNetns(t),
-		pki:      newPKI(t),
+		pki:      certs,
 		bin:      mremaptest.CollectorPath(t),
 		gwDir:    t.TempDir(),
 		queueDir: filepath.Join(t.TempDir(), "queue"), // file_storage creates it

@@ -187,7 +187,9 @@ func TestKernelMemoryInLimits(t *testing.T) {
 	t.Logf("under %d calls in 5 s: peak charge %s (kernel %s, without page cache %s); DaemonSet request %s, limit %s; %.0f log records sent, %.0f dropped, %.0f refused, %.0f queued",
 		loop.Calls, mib(total), mib(kernel), mib(unreclaimable), mib(request), mib(limit), sent, dropped, refused, queued)
 
-	if idleKernel < maps {
+	if idleKernel < 0 {
+		t.Log("this kernel's memory.stat has no kernel field (Linux 5.18 added it): the maps' charge to the cgroup is not checked")
+	} else if idleKernel < maps {
 		t.Errorf("the cgroup's kernel memory (%s) is less than the agent's BPF maps (%s): the maps are not charged to it", mib(idleKernel), mib(maps))
 	}
 	if maps < documented*8/10 || maps > documented*12/10 {

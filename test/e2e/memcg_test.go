@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
 // memoryCgroup is a cgroup of the test's own under the memory controller:
@@ -37,8 +39,16 @@ func newMemoryCgroup(t *testing.T) *memoryCgroup {
 		cg = &memoryCgroup{dir: filepath.Join(root, name), v2: true}
 	} else if v1 := cgroupMount("cgroup", "memory"); v1 != "" {
 		cg = &memoryCgroup{dir: filepath.Join(v1, ownCgroupV1("memory"), name)}
+	} else if cgroupMount("cgroup2", "") == "" {
+		// No hierarchy at all (the kernel VM): one of the test's own, whose
+		// root may hand the memory controller to its children.
+		root := mremaptest.Cgroup2Root(t)
+		if err := os.WriteFile(filepath.Join(root, "cgroup.subtree_control"), []byte("+memory"), 0); err != nil {
+			t.Skipf("cannot enable the memory controller in the cgroup v2 hierarchy mounted at %s: %v", root, err)
+		}
+		cg = &memoryCgroup{dir: filepath.Join(root, name), v2: true}
 	} else {
-		t.Skip("no memory cgroup controller (neither cgroup v2's nor v1's): the kernel memory charged to the collector cannot be measured")
+		t.Skip("no memory cgroup controller (neither cgroup v2's, delegated from its root, nor v1's): the kernel memory charged to the collector cannot be measured")
 	}
 	if err := os.Mkdir(cg.dir, 0o755); err != nil {
 		t.Skipf("cannot make a memory cgroup at %s: %v", cg.dir, err)
@@ -105,7 +115,7 @@ func (cg *memoryCgroup) read(name string) (int64, error) {
 }
 
 // stat is one field of memory.stat (v1 or v2), or of another flat-keyed
-// file such as memory.events.
+// file such as memory.events; -1 if the kernel has no such field.
 func (cg *memoryCgroup) stat(file, key string) int64 {
 	data, _ := os.ReadFile(filepath.Join(cg.dir, file))
 	for _, line := range strings.Split(string(data), "\n") {
@@ -114,11 +124,12 @@ func (cg *memoryCgroup) stat(file, key string) int64 {
 			return n
 		}
 	}
-	return 0
+	return -1
 }
 
 // usage is what the cgroup is charged now: all of it, and the kernel's
-// part of it (slab, vmalloc, BPF maps and programs, page tables, ...).
+// part of it (slab, vmalloc, BPF maps and programs, page tables, ...; -1
+// where cgroup v2's memory.stat has no "kernel", before Linux 5.18).
 func (cg *memoryCgroup) usage() (total, kernel int64, err error) {
 	if cg.v2 {
 		total, err = cg.read("memory.current")
@@ -134,17 +145,18 @@ func (cg *memoryCgroup) usage() (total, kernel int64, err error) {
 func (cg *memoryCgroup) unreclaimable() int64 {
 	total, _, _ := cg.usage()
 	if cg.v2 {
-		return total - cg.stat("memory.stat", "file")
+		return total - max(0, cg.stat("memory.stat", "file"))
 	}
-	return total - cg.stat("memory.stat", "cache")
+	return total - max(0, cg.stat("memory.stat", "cache"))
 }
 
 // ooms is how many times the kernel's OOM killer killed in the cgroup.
 func (cg *memoryCgroup) ooms() int64 {
+	file := "memory.oom_control"
 	if cg.v2 {
-		return cg.stat("memory.events", "oom_kill")
+		file = "memory.events"
 	}
-	return cg.stat("memory.oom_control", "oom_kill")
+	return max(0, cg.stat(file, "oom_kill"))
 }
 
 // memorySampler keeps the highest charges of a cgroup while it runs.
