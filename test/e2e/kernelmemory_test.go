@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
@@ -140,6 +141,19 @@ func quantity(t *testing.T, q string) int64 {
 	return v
 }
 
+// kernelAtLeast tells whether the running kernel is major.minor or later,
+// and gives its release.
+func kernelAtLeast(major, minor int) (string, bool) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "unknown", false
+	}
+	release := unix.ByteSliceToString(u.Release[:])
+	var maj, mnr int
+	_, _ = fmt.Sscanf(release, "%d.%d", &maj, &mnr)
+	return release, maj > major || maj == major && mnr >= minor
+}
+
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // TestKernelMemoryInLimits runs the agent as the DaemonSet does:
@@ -147,8 +161,9 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // on-disk queue), nothing set but the variables that name its files, in a
 // memory cgroup of its own, delivering to the shipped gateway. Its BPF maps
 // must be charged to that cgroup (the cgroup's kernel memory holds at least
-// their memlock), their size must be what the DaemonSet's comment and
-// docs/security.md say, and under a load of every call logged the
+// their memlock and the documented size), their memlock must be what the
+// DaemonSet's comment and docs/security.md say (on Linux 6.4 and later,
+// where memlock is the maps' use), and under a load of every call logged the
 // cgroup's peak charge must stay inside the DaemonSet's memory limit (its
 // idle charge inside the request), with no OOM kill and every call sent
 // or counted as dropped.
@@ -189,10 +204,14 @@ func TestKernelMemoryInLimits(t *testing.T) {
 
 	if idleKernel < 0 {
 		t.Log("this kernel's memory.stat has no kernel field (Linux 5.18 added it): the maps' charge to the cgroup is not checked")
-	} else if idleKernel < maps {
-		t.Errorf("the cgroup's kernel memory (%s) is less than the agent's BPF maps (%s): the maps are not charged to it", mib(idleKernel), mib(maps))
+	} else if idleKernel < max(maps, documented) {
+		t.Errorf("the cgroup's kernel memory (%s) is less than the agent's BPF maps (%s, documented %s): the maps are not charged to it", mib(idleKernel), mib(maps), mib(documented))
 	}
-	if maps < documented*8/10 || maps > documented*12/10 {
+	// Since Linux 6.4 memlock is what each map uses (map_mem_usage);
+	// before, an estimate that leaves most of it out.
+	if release, exact := kernelAtLeast(6, 4); !exact {
+		t.Logf("Linux %s reports memlock as an estimate (before 6.4): %s, not compared with the documented %s", release, mib(maps), mib(documented))
+	} else if maps < documented*8/10 || maps > documented*12/10 {
 		t.Errorf("BPF maps at the defaults: %s, but config/deploy/daemonset.yaml documents %s", mib(maps), mib(documented))
 	}
 	if idle > request {
