@@ -61,9 +61,4 @@ func TestAgentGateway(t *testing.T) {
 		t.Error(p)
 	}
 	agent.stop(t)
-	for _, c := range []*collector{agent, gateway} {
-		if strings.Contains(strings.ToLower(c.stderr.String()), "deprecat") {
-			t.Errorf("a shipped config logs a deprecation:\n%s", c.stderr.String())
-		}
-	}
 }
