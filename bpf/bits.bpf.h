@@ -6,8 +6,9 @@
 
 // hist_slot is the slot of v such that slot k holds (2^(k-1), 2^k] and slot
 // 0 holds [0, 1], matching explicit power-of-two histogram bounds 1, 2, 4,
-// ... whose buckets are upper-inclusive.
-static __always_inline __u32 hist_slot(__u64 v)
+// ... whose buckets are upper-inclusive; the last of slots holds everything
+// above.
+static __always_inline __u32 hist_slot(__u64 v, __u32 slots)
 {
 	__u32 slot = 0, shift;
 	if (v <= 1)
@@ -31,18 +32,9 @@ static __always_inline __u32 hist_slot(__u64 v)
 	slot |= shift;
 	slot |= (v >> 1);
 	slot += 1;
-	if (slot >= HIST_SLOTS)
-		slot = HIST_SLOTS - 1;
+	if (slot >= slots)
+		slot = slots - 1;
 	return slot;
-}
-
-// hist_add counts v in h, with atomic adds: h is shared by every CPU.
-static __always_inline void hist_add(struct hist *h, __u64 v)
-{
-	__u32 slot = hist_slot(v);
-	if (slot < HIST_SLOTS)
-		__sync_fetch_and_add(&h->slots[slot], 1);
-	__sync_fetch_and_add(&h->sum, v);
 }
 
 #endif

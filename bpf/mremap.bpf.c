@@ -18,7 +18,8 @@
 //
 // Each concern has its header: filter (which calls), pairing (entry to
 // exit), vma and path (the mapping at old_address), classify (what the call
-// did), aggregate (the metrics' maps), rate and record (the ring buffer).
+// did), signals (which calls are suspicious), aggregate (the metrics'
+// maps), rate and record (the ring buffer).
 #include "vmlinux.h"
 #include "mremap.h"
 
@@ -34,6 +35,7 @@
 #include "path.bpf.h"
 #include "vma.bpf.h"
 #include "classify.bpf.h"
+#include "signals.bpf.h"
 #include "aggregate.bpf.h"
 #include "rate.bpf.h"
 #include "record.bpf.h"
@@ -43,6 +45,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 // Make the event and the enums visible in BTF, so that bpf2go generates them for Go.
 const struct event *unused_event __attribute__((unused));
 const enum call_flag *unused_call_flag __attribute__((unused));
+const enum call_signal *unused_call_signal __attribute__((unused));
+const enum hist_slots *unused_hist_slots __attribute__((unused));
 const enum resize *unused_resize __attribute__((unused));
 const enum move *unused_move __attribute__((unused));
 const enum drop_reason *unused_drop_reason __attribute__((unused));
@@ -71,6 +75,7 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 		if (!lru_pairing && s->in.vma.flags)
 			__builtin_memcpy(&in->vma, &s->in.vma, sizeof(in->vma));
 	}
+	in->facts = entry_facts(task, flags, new_addr, new_len);
 	in->args[0] = addr;
 	in->args[1] = old_len;
 	in->args[2] = new_len;
@@ -98,9 +103,13 @@ static __always_inline int on_exit(long ret)
 	__u64 now = bpf_ktime_get_ns();
 	struct outcome o = classify(in->args, ret);
 	if (o.delta >= min_delta) {
+		struct task_struct *task = bpf_get_current_task_btf();
+		__u32 map_count = task->mm->map_count;
+		__u16 signals = call_signals(in, &o, map_count);
 		comm_of(&comm);
-		aggregate(&comm, &o, now - enter_ns);
-		submit_record(in, id, &comm, &o, ret, enter_ns, now);
+		if (!aggregate(&comm, &o, now - enter_ns, signals))
+			count_drop(DROP_CARDINALITY_LIMIT);
+		submit_record(in, id, &comm, &o, signals, map_count, ret, enter_ns, now);
 	}
 	inflight_done(id);
 	return 0;

@@ -6,11 +6,12 @@
 #define MREMAP_H
 
 #define TASK_COMM_LEN 16
-#define HIST_SLOTS 64
 
+// The aggregates: one value per finest key (comm, resize, move, errno),
+// calls_by_key, holding the count and both histograms; the coarser series
+// of the metrics are its sums. Signals are counted apart, by comm.
 #define MAX_CALL_KEYS 16384
-#define MAX_SIZE_KEYS 4096
-#define MAX_DURATION_KEYS 1024
+#define MAX_SIGNAL_KEYS 4096
 // Threads in mremap(2) at once that inflight_lru holds (PREEMPT_RT kernels).
 #define MAX_INFLIGHT 10240
 
@@ -42,6 +43,30 @@ struct user_pt_regs {
 	__u64 pstate;
 } __attribute__((preserve_access_index));
 #endif
+
+// The slots of the two log2 histograms of each call's aggregate: slot k
+// holds (2^(k-1), 2^k], slot 0 holds 0 and 1, and the last slot everything
+// above. Size deltas up to 2^40 bytes (1 TiB) and durations up to 2^34 ns
+// (about 17 s) have a slot of their own: the metrics' explicit bounds.
+enum hist_slots {
+	SIZE_SLOTS = 42,
+	DURATION_SLOTS = 36,
+};
+
+// The signals a call raises (signals.bpf.h), one bit each, in the order
+// their names are joined.
+enum call_signal {
+	SIGNAL_EXEC_MOVE = 1 << 0,
+	SIGNAL_WRITE_EXEC = 1 << 1,
+	SIGNAL_FIXED_REPLACE = 1 << 2,
+	SIGNAL_SHARED_ALIAS = 1 << 3,
+	SIGNAL_DONTUNMAP = 1 << 4,
+	SIGNAL_SEALED = 1 << 5,
+	SIGNAL_SPECIAL_MOVE = 1 << 6,
+	SIGNAL_UNBACKED_CALLER = 1 << 7,
+	SIGNAL_MAP_COUNT_LIMIT = 1 << 8,
+	SIGNALS = 9, // how many there are
+};
 
 // How a call is classified, by the kernel program alone (classify.bpf.h):
 // user space decodes these, it does not classify again.
@@ -86,6 +111,9 @@ enum vma_flag {
 	VMA_PATH_TRUNCATED = 2,
 	// The file was unlinked: /proc/PID/maps appends " (deleted)".
 	VMA_PATH_DELETED = 4,
+	// [vdso], [vvar], [vvar_vclock] or [stack]: memory the kernel lays
+	// out, which only CRIU and exploits move.
+	VMA_SPECIAL = 8,
 };
 
 struct vma {
@@ -96,10 +124,21 @@ struct vma {
 	char path[VMA_PATH_LEN];
 };
 
+// What the entry found, for the signals the exit decides.
+enum entry_fact {
+	// The user instruction pointer at the syscall lies in memory no file
+	// backs: anonymous executable memory, or a memfd.
+	FACT_CALLER_UNBACKED = 1,
+	// With MREMAP_FIXED, a mapping overlapped the target range.
+	FACT_TARGET_OCCUPIED = 2,
+};
+
 // A call between its entry and exit probes.
 struct inflight {
 	__u64 enter_ns;
 	__u64 args[5];
+	__u32 facts; // enum entry_fact bits
+	__u32 pad;
 	struct vma vma;
 };
 
@@ -121,11 +160,14 @@ struct event {
 	__u16 err;   // errno of a failed call, 0 for success
 	__u8 resize; // enum resize
 	__u8 move;   // enum move
-	__u32 pad;
+	// The process's number of mappings (mm->map_count) at exit.
+	__u32 map_count;
 	char comm[TASK_COMM_LEN];
 	// The process's start time (its thread group leader's, in ns since
 	// boot): with tgid, it names the process even after its pid is reused.
 	__u64 start_time;
+	__u16 signals; // enum call_signal bits
+	__u8 pad[6];
 	struct vma vma;
 };
 
@@ -158,24 +200,27 @@ struct call_key {
 	__u16 err;   // errno, 0 for success
 };
 
-struct size_key {
+// The aggregate of the calls of one call_key: how many, and the log2
+// histograms of their durations (ns) and, for successful calls that grew
+// or shrank a mapping, of abs(new_size - old_size).
+struct call_agg {
+	__u64 count;
+	__u64 size_sum;
+	__u64 duration_sum;
+	__u64 size_slots[SIZE_SLOTS];
+	__u64 duration_slots[DURATION_SLOTS];
+};
+
+// The calls of one process name that raised one signal.
+struct signal_key {
 	struct comm comm;
-	__u8 resize;
-	__u8 pad[7];
+	__u32 signal; // the bit's index in enum call_signal
 };
 
-struct duration_key {
-	__u8 move;
-	__u8 pad;
-	__u16 err;
-	__u32 pad2;
-};
-
-// A log2 histogram: slots[k] counts values in (2^(k-1), 2^k], slots[0]
-// counts 0 and 1; sum is the sum of the values.
-struct hist {
-	__u64 slots[HIST_SLOTS];
-	__u64 sum;
+// What user space tells the programs while they run (the limits array).
+struct limits {
+	__u32 max_map_count; // vm.max_map_count
+	__u32 pad;
 };
 
 struct rate_window {

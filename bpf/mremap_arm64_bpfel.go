@@ -13,6 +13,15 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type MremapCallAgg struct {
+	_             structs.HostLayout
+	Count         uint64
+	SizeSum       uint64
+	DurationSum   uint64
+	SizeSlots     [42]uint64
+	DurationSlots [36]uint64
+}
+
 type MremapCallFlag uint32
 
 const (
@@ -28,6 +37,21 @@ type MremapCallKey struct {
 	Move   uint8
 	Err    uint16
 }
+
+type MremapCallSignal uint32
+
+const (
+	MremapCallSignalSIGNAL_EXEC_MOVE       MremapCallSignal = 1
+	MremapCallSignalSIGNAL_WRITE_EXEC      MremapCallSignal = 2
+	MremapCallSignalSIGNAL_FIXED_REPLACE   MremapCallSignal = 4
+	MremapCallSignalSIGNAL_SHARED_ALIAS    MremapCallSignal = 8
+	MremapCallSignalSIGNAL_DONTUNMAP       MremapCallSignal = 16
+	MremapCallSignalSIGNAL_SEALED          MremapCallSignal = 32
+	MremapCallSignalSIGNAL_SPECIAL_MOVE    MremapCallSignal = 64
+	MremapCallSignalSIGNAL_UNBACKED_CALLER MremapCallSignal = 128
+	MremapCallSignalSIGNAL_MAP_COUNT_LIMIT MremapCallSignal = 256
+	MremapCallSignalSIGNALS                MremapCallSignal = 9
+)
 
 type MremapClassifyTest struct {
 	_      structs.HostLayout
@@ -56,14 +80,6 @@ const (
 	MremapDropReasonDROP_REASONS           MremapDropReason = 4
 )
 
-type MremapDurationKey struct {
-	_    structs.HostLayout
-	Move uint8
-	Pad  uint8
-	Err  uint16
-	Pad2 uint32
-}
-
 type MremapEvent struct {
 	_          structs.HostLayout
 	EnterNs    uint64
@@ -81,23 +97,34 @@ type MremapEvent struct {
 	Err        uint16
 	Resize     uint8
 	Move       uint8
-	Pad        uint32
+	MapCount   uint32
 	Comm       [16]int8
 	StartTime  uint64
+	Signals    uint16
+	Pad        [6]uint8
 	Vma        MremapVma
 }
 
-type MremapHist struct {
-	_     structs.HostLayout
-	Slots [64]uint64
-	Sum   uint64
-}
+type MremapHistSlots uint32
+
+const (
+	MremapHistSlotsSIZE_SLOTS     MremapHistSlots = 42
+	MremapHistSlotsDURATION_SLOTS MremapHistSlots = 36
+)
 
 type MremapInflight struct {
 	_       structs.HostLayout
 	EnterNs uint64
 	Args    [5]uint64
+	Facts   uint32
+	Pad     uint32
 	Vma     MremapVma
+}
+
+type MremapLimits struct {
+	_           structs.HostLayout
+	MaxMapCount uint32
+	Pad         uint32
 }
 
 type MremapMove uint32
@@ -137,11 +164,10 @@ type MremapScratch struct {
 	Buf [512]int8
 }
 
-type MremapSizeKey struct {
+type MremapSignalKey struct {
 	_      structs.HostLayout
 	Comm   MremapComm
-	Resize uint8
-	Pad    [7]uint8
+	Signal uint32
 }
 
 type MremapVma struct {
@@ -159,25 +185,26 @@ const (
 	MremapVmaFlagVMA_FOUND          MremapVmaFlag = 1
 	MremapVmaFlagVMA_PATH_TRUNCATED MremapVmaFlag = 2
 	MremapVmaFlagVMA_PATH_DELETED   MremapVmaFlag = 4
+	MremapVmaFlagVMA_SPECIAL        MremapVmaFlag = 8
 )
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	MremapMapCalls            = "calls"
+	MremapMapCallsByKey       = "calls_by_key"
 	MremapMapCgroupFilter     = "cgroup_filter"
 	MremapMapCommExclude      = "comm_exclude"
 	MremapMapCommFilter       = "comm_filter"
 	MremapMapDrops            = "drops"
-	MremapMapDurationHist     = "duration_hist"
 	MremapMapEvents           = "events"
 	MremapMapInflight         = "inflight"
 	MremapMapInflightLru      = "inflight_lru"
+	MremapMapLimitsMap        = "limits_map"
 	MremapMapPidFilter        = "pid_filter"
 	MremapMapRate             = "rate"
 	MremapMapScratch          = "scratch"
-	MremapMapSizeHist         = "size_hist"
+	MremapMapSignalCounts     = "signal_counts"
 	MremapProgClassifyCall    = "classify_call"
 	MremapProgIa32SysEnter    = "ia32_sys_enter"
 	MremapProgIa32SysExit     = "ia32_sys_exit"
@@ -192,13 +219,18 @@ const (
 	MremapVarFilterComms      = "filter_comms"
 	MremapVarFilterExcluded   = "filter_excluded"
 	MremapVarFilterPids       = "filter_pids"
+	MremapVarFindCaller       = "find_caller"
 	MremapVarFindMapping      = "find_mapping"
+	MremapVarFindTarget       = "find_target"
 	MremapVarLruPairing       = "lru_pairing"
+	MremapVarMappingPaths     = "mapping_paths"
 	MremapVarMaxRecordsPerSec = "max_records_per_sec"
 	MremapVarMinDelta         = "min_delta"
 	MremapVarUnusedCallFlag   = "unused_call_flag"
+	MremapVarUnusedCallSignal = "unused_call_signal"
 	MremapVarUnusedDropReason = "unused_drop_reason"
 	MremapVarUnusedEvent      = "unused_event"
+	MremapVarUnusedHistSlots  = "unused_hist_slots"
 	MremapVarUnusedMove       = "unused_move"
 	MremapVarUnusedResize     = "unused_resize"
 	MremapVarUnusedVmaFlag    = "unused_vma_flag"
@@ -261,19 +293,19 @@ type MremapProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MremapMapSpecs struct {
-	Calls        *ebpf.MapSpec `ebpf:"calls"`
+	CallsByKey   *ebpf.MapSpec `ebpf:"calls_by_key"`
 	CgroupFilter *ebpf.MapSpec `ebpf:"cgroup_filter"`
 	CommExclude  *ebpf.MapSpec `ebpf:"comm_exclude"`
 	CommFilter   *ebpf.MapSpec `ebpf:"comm_filter"`
 	Drops        *ebpf.MapSpec `ebpf:"drops"`
-	DurationHist *ebpf.MapSpec `ebpf:"duration_hist"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	InflightLru  *ebpf.MapSpec `ebpf:"inflight_lru"`
+	LimitsMap    *ebpf.MapSpec `ebpf:"limits_map"`
 	PidFilter    *ebpf.MapSpec `ebpf:"pid_filter"`
 	Rate         *ebpf.MapSpec `ebpf:"rate"`
 	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
-	SizeHist     *ebpf.MapSpec `ebpf:"size_hist"`
+	SignalCounts *ebpf.MapSpec `ebpf:"signal_counts"`
 }
 
 // MremapVariableSpecs contains global variables before they are loaded into the kernel.
@@ -286,13 +318,18 @@ type MremapVariableSpecs struct {
 	FilterComms      *ebpf.VariableSpec `ebpf:"filter_comms"`
 	FilterExcluded   *ebpf.VariableSpec `ebpf:"filter_excluded"`
 	FilterPids       *ebpf.VariableSpec `ebpf:"filter_pids"`
+	FindCaller       *ebpf.VariableSpec `ebpf:"find_caller"`
 	FindMapping      *ebpf.VariableSpec `ebpf:"find_mapping"`
+	FindTarget       *ebpf.VariableSpec `ebpf:"find_target"`
 	LruPairing       *ebpf.VariableSpec `ebpf:"lru_pairing"`
+	MappingPaths     *ebpf.VariableSpec `ebpf:"mapping_paths"`
 	MaxRecordsPerSec *ebpf.VariableSpec `ebpf:"max_records_per_sec"`
 	MinDelta         *ebpf.VariableSpec `ebpf:"min_delta"`
 	UnusedCallFlag   *ebpf.VariableSpec `ebpf:"unused_call_flag"`
+	UnusedCallSignal *ebpf.VariableSpec `ebpf:"unused_call_signal"`
 	UnusedDropReason *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
 	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedHistSlots  *ebpf.VariableSpec `ebpf:"unused_hist_slots"`
 	UnusedMove       *ebpf.VariableSpec `ebpf:"unused_move"`
 	UnusedResize     *ebpf.VariableSpec `ebpf:"unused_resize"`
 	UnusedVmaFlag    *ebpf.VariableSpec `ebpf:"unused_vma_flag"`
@@ -319,36 +356,36 @@ func (o *MremapObjects) Close() error {
 //
 // It can be passed to LoadMremapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MremapMaps struct {
-	Calls        *ebpf.Map `ebpf:"calls"`
+	CallsByKey   *ebpf.Map `ebpf:"calls_by_key"`
 	CgroupFilter *ebpf.Map `ebpf:"cgroup_filter"`
 	CommExclude  *ebpf.Map `ebpf:"comm_exclude"`
 	CommFilter   *ebpf.Map `ebpf:"comm_filter"`
 	Drops        *ebpf.Map `ebpf:"drops"`
-	DurationHist *ebpf.Map `ebpf:"duration_hist"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	InflightLru  *ebpf.Map `ebpf:"inflight_lru"`
+	LimitsMap    *ebpf.Map `ebpf:"limits_map"`
 	PidFilter    *ebpf.Map `ebpf:"pid_filter"`
 	Rate         *ebpf.Map `ebpf:"rate"`
 	Scratch      *ebpf.Map `ebpf:"scratch"`
-	SizeHist     *ebpf.Map `ebpf:"size_hist"`
+	SignalCounts *ebpf.Map `ebpf:"signal_counts"`
 }
 
 func (m *MremapMaps) Close() error {
 	return _MremapClose(
-		m.Calls,
+		m.CallsByKey,
 		m.CgroupFilter,
 		m.CommExclude,
 		m.CommFilter,
 		m.Drops,
-		m.DurationHist,
 		m.Events,
 		m.Inflight,
 		m.InflightLru,
+		m.LimitsMap,
 		m.PidFilter,
 		m.Rate,
 		m.Scratch,
-		m.SizeHist,
+		m.SignalCounts,
 	)
 }
 
@@ -362,13 +399,18 @@ type MremapVariables struct {
 	FilterComms      *ebpf.Variable `ebpf:"filter_comms"`
 	FilterExcluded   *ebpf.Variable `ebpf:"filter_excluded"`
 	FilterPids       *ebpf.Variable `ebpf:"filter_pids"`
+	FindCaller       *ebpf.Variable `ebpf:"find_caller"`
 	FindMapping      *ebpf.Variable `ebpf:"find_mapping"`
+	FindTarget       *ebpf.Variable `ebpf:"find_target"`
 	LruPairing       *ebpf.Variable `ebpf:"lru_pairing"`
+	MappingPaths     *ebpf.Variable `ebpf:"mapping_paths"`
 	MaxRecordsPerSec *ebpf.Variable `ebpf:"max_records_per_sec"`
 	MinDelta         *ebpf.Variable `ebpf:"min_delta"`
 	UnusedCallFlag   *ebpf.Variable `ebpf:"unused_call_flag"`
+	UnusedCallSignal *ebpf.Variable `ebpf:"unused_call_signal"`
 	UnusedDropReason *ebpf.Variable `ebpf:"unused_drop_reason"`
 	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
+	UnusedHistSlots  *ebpf.Variable `ebpf:"unused_hist_slots"`
 	UnusedMove       *ebpf.Variable `ebpf:"unused_move"`
 	UnusedResize     *ebpf.Variable `ebpf:"unused_resize"`
 	UnusedVmaFlag    *ebpf.Variable `ebpf:"unused_vma_flag"`

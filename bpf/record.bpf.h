@@ -34,11 +34,13 @@ static __always_inline struct event *reserve_record(const struct vma *v)
 }
 
 // submit_record writes the call in (entered at enter_ns, returned ret at
-// now) of the process comm into the ring buffer, unless a filter, the rate
-// cap or a full ring buffer keeps it out (the last two counted).
+// now) of the process comm, with its outcome, its signals and its process's
+// map count, into the ring buffer, unless a filter, the rate cap or a full
+// ring buffer keeps it out (the last two counted).
 static __always_inline void submit_record(const struct inflight *in, __u64 id,
 					  const struct comm *comm, const struct outcome *o,
-					  long ret, __u64 enter_ns, __u64 now)
+					  __u16 signals, __u32 map_count, long ret, __u64 enter_ns,
+					  __u64 now)
 {
 	if (!emit_events || (failures_only && o->ok))
 		return;
@@ -64,8 +66,10 @@ static __always_inline void submit_record(const struct inflight *in, __u64 id,
 	e->err = o->err;
 	e->resize = o->resize;
 	e->move = o->move;
-	e->pad = 0;
+	e->map_count = map_count;
 	e->start_time = task->group_leader->start_time;
+	e->signals = signals;
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	__builtin_memcpy(e->comm, comm->name, sizeof(e->comm));
 	__u64 wakeup = 0; // the kernel's own policy: wake when the reader waits
 	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)

@@ -5,9 +5,11 @@
 #ifndef VMA_BPF_H
 #define VMA_BPF_H
 
-// Look up the mapping at old_address at entry. User space turns it off
-// where the kernel lacks the helpers, or nobody reads the records.
+// Look up the mapping at old_address at entry, for the signals and the
+// records. User space turns it off where the kernel lacks the helpers.
 const volatile bool find_mapping = true;
+// Build the path of a file mapping too: only records show it.
+const volatile bool mapping_paths = true;
 
 // vm_flags bits, from <linux/mm.h>.
 #define VM_READ 0x1UL
@@ -32,8 +34,36 @@ static __always_inline void anon_name(struct vma *v, struct vm_area_struct *vma)
 		return;
 	}
 	unsigned long stack = mm->start_stack;
-	if (start <= stack && end >= stack)
+	if (start <= stack && end >= stack) {
 		set_name(v, "[stack]\0", 7);
+		v->flags |= VMA_SPECIAL;
+	}
+}
+
+// is_name tells whether the NUL-terminated name at p is want (n bytes with
+// its NUL).
+static __always_inline bool is_name(const char *p, const char *want, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (p[i] != want[i])
+			return false;
+	return true;
+}
+
+// special_name names a special mapping ([vdso], [vvar], [uprobes]): its
+// vm_special_mapping's name. The ones the kernel lays out for every
+// process are marked VMA_SPECIAL.
+static __always_inline void special_name(struct vma *v, struct vm_area_struct *vma)
+{
+	struct vm_special_mapping *sm = BPF_CORE_READ(vma, vm_private_data);
+	const char *name = BPF_CORE_READ(sm, name);
+	long n = bpf_probe_read_kernel_str(v->path, sizeof(v->path), name);
+	if (n <= 1)
+		return;
+	v->path_len = n - 1;
+	if (is_name(v->path, "[vdso]", 7) || is_name(v->path, "[vvar]", 7) ||
+	    is_name(v->path, "[vvar_vclock]", 14))
+		v->flags |= VMA_SPECIAL;
 }
 
 // vma_found is bpf_find_vma's callback: it runs with the mm's mmap lock held
@@ -56,18 +86,14 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void
 	// The name, in the order /proc/PID/maps (show_map_vma) picks it.
 	struct file *file = vma->vm_file;
 	if (file) {
-		file_path(s, v, file);
+		if (mapping_paths)
+			file_path(s, v, file);
 		return 0;
 	}
-	// Special mappings ([vdso], [vvar], [uprobes]) are the ones whose
-	// vm_ops have a name(); it returns their vm_special_mapping's name.
+	// Special mappings are the ones whose vm_ops have a name().
 	const struct vm_operations_struct *ops = vma->vm_ops;
 	if (ops && ops->name) {
-		struct vm_special_mapping *sm = BPF_CORE_READ(vma, vm_private_data);
-		const char *name = BPF_CORE_READ(sm, name);
-		long n = bpf_probe_read_kernel_str(v->path, sizeof(v->path), name);
-		if (n > 1)
-			v->path_len = n - 1;
+		special_name(v, vma);
 		return 0;
 	}
 	anon_name(v, vma);

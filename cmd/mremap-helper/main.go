@@ -24,6 +24,9 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
+// The main goroutine stays on the main thread, whose stack -signals moves.
+func init() { runtime.LockOSThread() }
+
 func main() {
 	linger := flag.Duration("linger", 0, "stay alive this long after the calls, so /proc still shows the process")
 	thread := flag.String("thread", "", "make the calls on a second thread with this name (prctl PR_SET_NAME)")
@@ -31,6 +34,7 @@ func main() {
 	during := flag.Duration("for", 0, "instead of the known calls, make shrink/grow pairs of calls for this long (load and soak tests)")
 	cpu := flag.Int("cpu", -1, "with -loop or -for: pin the calling thread to this CPU")
 	rate := flag.Float64("rate", 0, "with -loop or -for: calls per second (0: as fast as possible)")
+	signals := flag.Bool("signals", false, "instead of the known calls, make the calls that raise each signal, and their look-alikes")
 	flag.Parse()
 	if *pairs > 0 || *during > 0 {
 		if err := loop(loopOptions{pairs: *pairs, during: *during, cpu: *cpu, rate: *rate}); err != nil {
@@ -41,9 +45,12 @@ func main() {
 	}
 	var made []mremaptest.Made
 	var err error
-	if *thread != "" {
+	switch {
+	case *signals:
+		made, err = mremaptest.MakeSignalCalls()
+	case *thread != "":
 		made, err = onNamedThread(*thread)
-	} else {
+	default:
 		made, err = mremaptest.MakeCalls()
 	}
 	enc := json.NewEncoder(os.Stdout)

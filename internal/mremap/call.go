@@ -219,9 +219,13 @@ type Call struct {
 	Return int64
 
 	// The kernel program's classification of the call.
-	Errno  uint16 // the error of a failed call, 0 for a successful one
-	Resize Resize
-	Move   Move
+	Errno   uint16 // the error of a failed call, 0 for a successful one
+	Resize  Resize
+	Move    Move
+	Signals Signals
+
+	// MapCount is the process's number of mappings when the call returned.
+	MapCount uint32
 
 	// VMA is the mapping at OldAddress at entry.
 	VMA VMA

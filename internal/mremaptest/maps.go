@@ -5,6 +5,7 @@ package mremaptest
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -13,17 +14,27 @@ import (
 
 // mappingNamed is the start of the mapping /proc/self/maps names name.
 func mappingNamed(name string) (uint64, error) {
+	start, _, err := mappingRange(name)
+	return start, err
+}
+
+// mappingRange is the start and end of the mapping /proc/self/maps names
+// name.
+func mappingRange(name string) (uint64, uint64, error) {
 	data, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.HasSuffix(line, " "+name) {
-			lo, _, _ := strings.Cut(line, "-")
-			return strconv.ParseUint(lo, 16, 64)
+			r, _, _ := strings.Cut(line, " ")
+			lo, hi, _ := strings.Cut(r, "-")
+			start, err1 := strconv.ParseUint(lo, 16, 64)
+			end, err2 := strconv.ParseUint(hi, 16, 64)
+			return start, end, errors.Join(err1, err2)
 		}
 	}
-	return 0, fmt.Errorf("no %s mapping in /proc/self/maps", name)
+	return 0, 0, fmt.Errorf("no %s mapping in /proc/self/maps", name)
 }
 
 // MappingAt reads /proc/self/maps for the mapping that contains addr; nil

@@ -2,14 +2,25 @@
 
 package tracer
 
-import "github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+import (
+	"github.com/otelcol-mremap/otelcol-mremap/bpf"
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+)
 
-// HistogramSlots is the number of slots of a kernel histogram.
+// HistogramSlots is the number of slots a Histogram has room for.
 const HistogramSlots = 64
 
+// The kernel's histograms have a slot of their own for each power of two up
+// to 2^SizeDeltaMaxExp bytes and 2^DurationMaxExp nanoseconds; the slot
+// after it holds everything above.
+const (
+	SizeDeltaMaxExp = int(bpf.MremapHistSlotsSIZE_SLOTS) - 2
+	DurationMaxExp  = int(bpf.MremapHistSlotsDURATION_SLOTS) - 2
+)
+
 // Histogram is a log2 histogram aggregated in the kernel: Counts[k] counts
-// the values in (2^(k-1), 2^k], Counts[0] the values 0 and 1, and the last
-// slot everything above 2^(HistogramSlots-2).
+// the values in (2^(k-1), 2^k], Counts[0] the values 0 and 1, and the slot
+// after the histogram's MaxExp everything above.
 type Histogram struct {
 	Counts [HistogramSlots]uint64
 	Sum    uint64
@@ -74,11 +85,19 @@ type Drops struct {
 	MalformedRecord uint64
 }
 
+// SignalCount counts the calls of one process name that raised a signal.
+type SignalCount struct {
+	Comm   string
+	Signal mremap.Signal
+	Count  uint64
+}
+
 // Aggregates are the kernel's cumulative counts since the programs were
 // loaded.
 type Aggregates struct {
 	Calls      []CallCount
 	SizeDeltas []SizeDeltas
 	Durations  []Durations
+	Signals    []SignalCount
 	Drops      Drops
 }

@@ -11,18 +11,19 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 )
 
-// ReadAggregates reads the kernel's cumulative aggregates.
+// ReadAggregates reads the kernel's cumulative aggregates. It also tells the
+// programs vm.max_map_count again, so that a change of the sysctl is seen.
 func (t *Tracer) ReadAggregates() (*Aggregates, error) {
 	m := &t.objs.maps
+	if err := writeLimits(m.LimitsMap); err != nil {
+		return nil, err
+	}
 	a := &Aggregates{}
+	if err := readCallAggregates(m.CallsByKey, a); err != nil {
+		return nil, err
+	}
 	var err error
-	if a.Calls, err = readCallCounts(m.Calls); err != nil {
-		return nil, err
-	}
-	if a.SizeDeltas, err = readSizeDeltas(m.SizeHist); err != nil {
-		return nil, err
-	}
-	if a.Durations, err = readDurations(m.DurationHist); err != nil {
+	if a.Signals, err = readSignals(m.SignalCounts); err != nil {
 		return nil, err
 	}
 	if err := readDrops(m.Drops, &a.Drops); err != nil {
@@ -35,64 +36,73 @@ func (t *Tracer) ReadAggregates() (*Aggregates, error) {
 	return a, nil
 }
 
-func readCallCounts(m *ebpf.Map) ([]CallCount, error) {
+// readCallAggregates reads the aggregate of each finest key, and sums from them the
+// coarser series: the size deltas by comm and resize, the durations by move
+// and result.
+func readCallAggregates(m *ebpf.Map, a *Aggregates) error {
+	type sizeKey struct {
+		comm   string
+		resize mremap.Resize
+	}
+	type durationKey struct {
+		move  mremap.Move
+		errno uint16
+	}
+	sizes := map[sizeKey]*SizeDeltas{}
+	durations := map[durationKey]*Durations{}
 	var (
-		out   []CallCount
-		k     bpf.MremapCallKey
+		k   bpf.MremapCallKey
+		agg bpf.MremapCallAgg
+	)
+	it := m.Iterate()
+	for it.Next(&k, &agg) {
+		c := CallCount{Comm: commString(k.Comm.Name), Resize: mremap.Resize(k.Resize), Move: mremap.Move(k.Move), Errno: k.Err, Count: agg.Count}
+		a.Calls = append(a.Calls, c)
+		if c.Errno == 0 && c.Resize != mremap.ResizeNone {
+			sk := sizeKey{c.Comm, c.Resize}
+			if sizes[sk] == nil {
+				sizes[sk] = &SizeDeltas{Comm: c.Comm, Resize: c.Resize}
+			}
+			sizes[sk].add(agg.SizeSlots[:], agg.SizeSum)
+		}
+		dk := durationKey{c.Move, c.Errno}
+		if durations[dk] == nil {
+			durations[dk] = &Durations{Move: c.Move, Errno: c.Errno}
+		}
+		durations[dk].add(agg.DurationSlots[:], agg.DurationSum)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read calls map: %w", err)
+	}
+	for _, s := range sizes {
+		a.SizeDeltas = append(a.SizeDeltas, *s)
+	}
+	for _, d := range durations {
+		a.Durations = append(a.Durations, *d)
+	}
+	return nil
+}
+
+// add adds the kernel's slots and sum to h.
+func (h *Histogram) add(slots []uint64, sum uint64) {
+	for i, n := range slots {
+		h.Counts[i] += n
+	}
+	h.Sum += sum
+}
+
+func readSignals(m *ebpf.Map) ([]SignalCount, error) {
+	var (
+		out   []SignalCount
+		k     bpf.MremapSignalKey
 		count uint64
 	)
 	it := m.Iterate()
 	for it.Next(&k, &count) {
-		out = append(out, CallCount{
-			Comm:   commString(k.Comm.Name),
-			Resize: mremap.Resize(k.Resize),
-			Move:   mremap.Move(k.Move),
-			Errno:  k.Err,
-			Count:  count,
-		})
+		out = append(out, SignalCount{Comm: commString(k.Comm.Name), Signal: mremap.Signal(k.Signal), Count: count})
 	}
 	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read calls map: %w", err)
-	}
-	return out, nil
-}
-
-func readSizeDeltas(m *ebpf.Map) ([]SizeDeltas, error) {
-	var (
-		out []SizeDeltas
-		k   bpf.MremapSizeKey
-		h   bpf.MremapHist
-	)
-	it := m.Iterate()
-	for it.Next(&k, &h) {
-		out = append(out, SizeDeltas{
-			Comm:      commString(k.Comm.Name),
-			Resize:    mremap.Resize(k.Resize),
-			Histogram: Histogram{Counts: h.Slots, Sum: h.Sum},
-		})
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read size histogram map: %w", err)
-	}
-	return out, nil
-}
-
-func readDurations(m *ebpf.Map) ([]Durations, error) {
-	var (
-		out []Durations
-		k   bpf.MremapDurationKey
-		h   bpf.MremapHist
-	)
-	it := m.Iterate()
-	for it.Next(&k, &h) {
-		out = append(out, Durations{
-			Move:      mremap.Move(k.Move),
-			Errno:     k.Err,
-			Histogram: Histogram{Counts: h.Slots, Sum: h.Sum},
-		})
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("read duration histogram map: %w", err)
+		return nil, fmt.Errorf("read signals map: %w", err)
 	}
 	return out, nil
 }

@@ -38,8 +38,8 @@ func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
 	if e.ExitNs < e.EnterNs {
 		return mremap.Call{}, fmt.Errorf("%w: exit at %d ns before entry at %d ns", errMalformed, e.ExitNs, e.EnterNs)
 	}
-	if mremap.Resize(e.Resize) > mremap.ResizeShrink || mremap.Move(e.Move) > mremap.MoveDontUnmap {
-		return mremap.Call{}, fmt.Errorf("%w: resize %d or move %d is not one the kernel writes", errMalformed, e.Resize, e.Move)
+	if mremap.Resize(e.Resize) > mremap.ResizeShrink || mremap.Move(e.Move) > mremap.MoveDontUnmap || e.Signals >= 1<<mremap.NumSignals {
+		return mremap.Call{}, fmt.Errorf("%w: resize %d, move %d or signals 0x%x is not one the kernel writes", errMalformed, e.Resize, e.Move, e.Signals)
 	}
 	if e.Comm[len(e.Comm)-1] != 0 {
 		return mremap.Call{}, fmt.Errorf("%w: comm %q is not NUL-terminated", errMalformed, commString(e.Comm))
@@ -65,6 +65,8 @@ func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
 		Errno:      e.Err,
 		Resize:     mremap.Resize(e.Resize),
 		Move:       mremap.Move(e.Move),
+		Signals:    mremap.Signals(e.Signals),
+		MapCount:   e.MapCount,
 		VMA:        decodeVMA(&e.Vma),
 	}, nil
 }

@@ -29,8 +29,10 @@ type eventFields struct {
 	tgid, tid, ppid, uid                         uint32
 	errno                                        uint16
 	resize, move                                 uint8
+	mapCount                                     uint32
 	comm                                         [16]byte
 	startTime                                    uint64
+	signals                                      uint16
 	vmaFlags                                     uint8
 	vmaPerms                                     string // 4 bytes
 	vmaPath                                      string // at most 256 bytes
@@ -38,7 +40,7 @@ type eventFields struct {
 
 // rawEvent lays out e in host byte order at the C struct's offsets.
 func rawEvent(e eventFields) []byte {
-	b := make([]byte, 0, 376)
+	b := make([]byte, 0, 384)
 	ne := binary.NativeEndian
 	for _, v := range []uint64{e.enterNs, e.exitNs, e.oldAddress, e.oldSize, e.newSize, e.flags, e.newAddr, uint64(e.ret)} {
 		b = ne.AppendUint64(b, v)
@@ -46,11 +48,15 @@ func rawEvent(e eventFields) []byte {
 	for _, v := range []uint32{e.tgid, e.tid, e.ppid, e.uid} {
 		b = ne.AppendUint32(b, v)
 	}
-	// The classification: err, resize, move, then 4 bytes of padding.
+	// The classification: err, resize, move; the map count.
 	b = ne.AppendUint16(b, e.errno)
-	b = append(b, e.resize, e.move, 0, 0, 0, 0)
+	b = append(b, e.resize, e.move)
+	b = ne.AppendUint32(b, e.mapCount)
 	b = append(b, e.comm[:]...)
 	b = ne.AppendUint64(b, e.startTime)
+	// The signals, then 6 bytes of padding.
+	b = ne.AppendUint16(b, e.signals)
+	b = append(b, 0, 0, 0, 0, 0, 0)
 	// struct vma: flags, perms[4], pad, path_len (u16), path[256]
 	b = append(b, e.vmaFlags)
 	var perms [4]byte
@@ -73,9 +79,9 @@ func comm16(s string) [16]byte {
 // so a change to the C struct fails here and not in decoding.
 func TestEventLayout(t *testing.T) {
 	var e bpf.MremapEvent
-	assert.Equal(t, uintptr(376), unsafe.Sizeof(e))
+	assert.Equal(t, uintptr(384), unsafe.Sizeof(e))
 	// EVENT_SIZE_NO_PATH: where the mapping's path starts.
-	assert.Equal(t, 120, eventSizeNoPath)
+	assert.Equal(t, 128, eventSizeNoPath)
 	offsets := map[string][2]uintptr{
 		"EnterNs":     {unsafe.Offsetof(e.EnterNs), 0},
 		"ExitNs":      {unsafe.Offsetof(e.ExitNs), 8},
@@ -92,9 +98,11 @@ func TestEventLayout(t *testing.T) {
 		"Err":         {unsafe.Offsetof(e.Err), 80},
 		"Resize":      {unsafe.Offsetof(e.Resize), 82},
 		"Move":        {unsafe.Offsetof(e.Move), 83},
+		"MapCount":    {unsafe.Offsetof(e.MapCount), 84},
 		"Comm":        {unsafe.Offsetof(e.Comm), 88},
-		"StartTime":   {unsafe.Offsetof(e.StartTime), 96 + 8},
-		"Vma":         {unsafe.Offsetof(e.Vma), 104 + 8},
+		"StartTime":   {unsafe.Offsetof(e.StartTime), 104},
+		"Signals":     {unsafe.Offsetof(e.Signals), 112},
+		"Vma":         {unsafe.Offsetof(e.Vma), 120},
 		"Vma.Flags":   {unsafe.Offsetof(e.Vma.Flags), 0},
 		"Vma.Perms":   {unsafe.Offsetof(e.Vma.Perms), 1},
 		"Vma.PathLen": {unsafe.Offsetof(e.Vma.PathLen), 6},
@@ -123,6 +131,8 @@ func TestDecodeEvent(t *testing.T) {
 		uid:        1000,
 		resize:     uint8(mremap.ResizeGrow),
 		move:       uint8(mremap.MoveFixed),
+		mapCount:   71,
+		signals:    1<<mremap.SignalFixedReplace | 1<<mremap.SignalUnbackedCaller,
 		comm:       comm16("mremap-helper"),
 		startTime:  123_456_789,
 		vmaFlags:   uint8(bpf.MremapVmaFlagVMA_FOUND),
@@ -145,6 +155,8 @@ func TestDecodeEvent(t *testing.T) {
 		Return:     0x7f3a2d000000,
 		Resize:     mremap.ResizeGrow,
 		Move:       mremap.MoveFixed,
+		Signals:    1<<mremap.SignalFixedReplace | 1<<mremap.SignalUnbackedCaller,
+		MapCount:   71,
 		VMA:        mremap.VMA{Found: true, Permissions: "r-xp", Path: "/usr/lib/x86_64-linux-gnu/libc.so.6"},
 	}
 	assert.Equal(t, want, got)
@@ -316,7 +328,7 @@ func TestDecodeEventShortRecord(t *testing.T) {
 	for _, n := range []int{0, 1, 64, eventSizeNoPath - 1} {
 		_, err := decodeEvent(full[:n], ClockWithOffset(0))
 		require.Error(t, err, "record of %d bytes", n)
-		assert.Contains(t, err.Error(), "want 376 (120 without a path)")
+		assert.Contains(t, err.Error(), "want 384 (128 without a path)")
 		assert.ErrorIs(t, err, errMalformed)
 	}
 	// A record with a path must hold all of it.
@@ -324,7 +336,7 @@ func TestDecodeEventShortRecord(t *testing.T) {
 	for _, n := range []int{eventSizeNoPath, len(withPath) - 1} {
 		_, err := decodeEvent(withPath[:n], ClockWithOffset(0))
 		require.Error(t, err, "record of %d bytes", n)
-		assert.Contains(t, err.Error(), "with a path of 10, want 376")
+		assert.Contains(t, err.Error(), "with a path of 10, want 384")
 		assert.ErrorIs(t, err, errMalformed)
 	}
 }
@@ -373,6 +385,8 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Add(rawEvent(eventFields{})[:95])
 	f.Add(rawEvent(eventFields{enterNs: 1, exitNs: 2, comm: comm16("c"), ret: -12, errno: 12, resize: 1, move: 3}))
 	f.Add(rawEvent(eventFields{comm: comm16("d"), move: 4}))
+	f.Add(rawEvent(eventFields{comm: comm16("e"), signals: 1 << 9}))
+	f.Add(rawEvent(eventFields{comm: comm16("f"), signals: 0x1ff, mapCount: 65530, errno: 12}))
 	f.Add([]byte{})
 	size := int(unsafe.Sizeof(bpf.MremapEvent{}))
 	f.Fuzz(func(t *testing.T, raw []byte) {
@@ -390,7 +404,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		}
 		enter, exit := ne.Uint64(raw[0:]), ne.Uint64(raw[8:])
 		resize, move := raw[unsafe.Offsetof(e.Resize)], raw[unsafe.Offsetof(e.Move)]
-		if exit < enter || raw[commEnd-1] != 0 || resize > 2 || move > 3 {
+		signals := ne.Uint16(raw[unsafe.Offsetof(e.Signals):])
+		if exit < enter || raw[commEnd-1] != 0 || resize > 2 || move > 3 || signals >= 1<<mremap.NumSignals {
 			if !errors.Is(err, errMalformed) {
 				t.Fatalf("exit %d, entry %d, comm %q, resize %d, move %d: err %v, want malformed", exit, enter, raw[commEnd-16:commEnd], resize, move, err)
 			}
@@ -406,6 +421,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			TID: ne.Uint32(raw[68:]), OldAddress: ne.Uint64(raw[16:]), OldSize: ne.Uint64(raw[24:]),
 			NewSize: ne.Uint64(raw[32:]), Flags: ne.Uint64(raw[40:]), NewAddress: ne.Uint64(raw[48:]), Return: int64(ne.Uint64(raw[56:])),
 			Errno: ne.Uint16(raw[unsafe.Offsetof(e.Err):]), Resize: mremap.Resize(resize), Move: mremap.Move(move),
+			Signals: mremap.Signals(signals), MapCount: ne.Uint32(raw[unsafe.Offsetof(e.MapCount):]),
 			VMA: c.VMA,
 		}
 		if vmaFlags := raw[unsafe.Offsetof(e.Vma)]; vmaFlags&uint8(bpf.MremapVmaFlagVMA_FOUND) == 0 && c.VMA != (mremap.VMA{}) {

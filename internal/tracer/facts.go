@@ -4,6 +4,7 @@ package tracer
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -49,13 +50,19 @@ type facts struct {
 	// ia32 is what the kernel shows of its ia32 emulation, which decides
 	// whether tracepoint mode attaches the raw_syscalls programs.
 	ia32 ia32Facts
+	// vmaIter is nil if the kernel has the task vma iterator kfuncs
+	// (bpf_iter_task_vma_new, Linux 6.7+), which find the mappings in a
+	// range.
+	vmaIter error
 }
 
 // probeFacts asks the running kernel.
 func probeFacts(tracefs string) facts {
 	f := facts{tracefs: tracefs, ringBuf: features.HaveMapType(ebpf.RingBuf)}
-	if _, err := btf.LoadKernelSpec(); err != nil {
-		f.btf = err
+	if spec, err := btf.LoadKernelSpec(); err != nil {
+		f.btf, f.vmaIter = err, err
+	} else {
+		f.vmaIter = kernelFunc(spec, "bpf_iter_task_vma_new")
 	}
 	native, compat := syscallSymbols()
 	syms, symsErr := kallsymsHas(append([]string{native}, compat...)...)
@@ -113,9 +120,11 @@ var (
 	helperLoop    = helper{asm.FnLoop, "bpf_loop", "5.17", "which walks the mapping's path"}
 	// Filter.CgroupIDs: the task's cgroup ancestors.
 	helperAncestorCgroup = helper{asm.FnGetCurrentAncestorCgroupId, "bpf_get_current_ancestor_cgroup_id", "5.14", "which matching a cgroup's descendants needs"}
+	// The caller's instruction pointer, whose mapping is looked up too.
+	helperTaskPtRegs = helper{asm.FnTaskPtRegs, "bpf_task_pt_regs", "5.15", "which finds the caller's instruction pointer"}
 
 	vmaLookupHelpers = []helper{helperFindVMA, helperLoop}
-	allHelpers       = []helper{helperTaskBTF, helperTaskStorage, helperFindVMA, helperLoop, helperAncestorCgroup}
+	allHelpers       = []helper{helperTaskBTF, helperTaskStorage, helperFindVMA, helperLoop, helperAncestorCgroup, helperTaskPtRegs}
 )
 
 // programType is the BPF program type of each probe mode's programs. The
@@ -150,4 +159,14 @@ func preemptRT(realtime string) bool {
 		return false
 	}
 	return strings.Contains(unix.ByteSliceToString(u.Version[:]), "PREEMPT_RT")
+}
+
+// kernelFunc is nil if the kernel's BTF describes the function name (a kfunc
+// the programs may call).
+func kernelFunc(spec *btf.Spec, name string) error {
+	var fn *btf.Func
+	if err := spec.TypeByName(name, &fn); err != nil {
+		return fmt.Errorf("no %s in the kernel's BTF: %w", name, err)
+	}
+	return nil
 }

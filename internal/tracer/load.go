@@ -61,6 +61,10 @@ func load(opts Options, p Plan) (_ *objects, err error) {
 		o.Close()
 		return nil, err
 	}
+	if err := writeLimits(o.maps.LimitsMap); err != nil {
+		o.Close()
+		return nil, err
+	}
 	return o, nil
 }
 
@@ -119,6 +123,9 @@ func configure(spec *ebpf.CollectionSpec, opts Options, p Plan) error {
 		"max_records_per_sec": opts.MaxEventsPerSecond,
 		"wakeup_bytes":        uint64(opts.RingBufferSize / wakeupFraction),
 		"find_mapping":        p.VMALookup == VMALookupOn,
+		"mapping_paths":       opts.Events && p.VMALookup == VMALookupOn,
+		"find_caller":         p.VMALookup == VMALookupOn && p.raises(callerSignals),
+		"find_target":         p.VMALookup == VMALookupOn && p.raises(targetSignals),
 		"lru_pairing":         p.Pairing == PairingLRU,
 	}
 	for name, value := range vars {

@@ -2,7 +2,11 @@
 
 package tracer
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+)
 
 // Plan is how the tracer runs on this kernel: each choice, made from the
 // kernel's facts and the Options, with its reason. The caller turns it into
@@ -22,9 +26,13 @@ type Plan struct {
 
 	// VMALookup says whether the mapping at old_address is looked up, and
 	// if not why; VMALookupLacks, with VMALookupKernel, what the kernel
-	// lacks for it.
+	// lacks for it. The records show it with Options.Events; the signals
+	// need it either way.
 	VMALookup      VMALookup
 	VMALookupLacks []string
+
+	// Unraised are the signals the programs cannot raise, and why.
+	Unraised []Unraised
 
 	// Ia32 says how 32-bit (ia32) callers are caught, or why not; Ia32Err,
 	// with Ia32KallsymsUnreadable, why /proc/kallsyms could not be read.
@@ -82,11 +90,19 @@ const (
 type VMALookup uint8
 
 const (
-	VMALookupOn       VMALookup = iota
-	VMALookupSkipped            // Options.SkipVMALookup
-	VMALookupNoEvents           // no records, so nothing would show it
-	VMALookupKernel             // the kernel lacks the helpers (VMALookupLacks)
+	VMALookupOn      VMALookup = iota
+	VMALookupSkipped           // Options.SkipVMALookup
+	VMALookupKernel            // the kernel lacks the helpers (VMALookupLacks)
 )
+
+// Unraised is signals the programs cannot raise, for one reason.
+type Unraised struct {
+	Signals mremap.Signals
+	// Why: VMALookupSkipped or VMALookupKernel, the lookup they need is
+	// off; with VMALookupOn, the kernel lacks what Lacks says.
+	Why   VMALookup
+	Lacks []string
+}
 
 // Ia32 is how 32-bit (ia32) callers on x86-64 are caught, or why not.
 type Ia32 uint8
@@ -129,6 +145,7 @@ func (f facts) complete(p Plan, opts Options) (Plan, error) {
 		return Plan{}, err
 	}
 	p.VMALookup, p.VMALookupLacks = f.chooseVMALookup(p.Probe, opts)
+	p.Unraised = f.unraised(p)
 	p.Ia32, p.Ia32Err = f.chooseIa32(p.Probe, opts)
 	if p.Probe == ProbeKprobe {
 		native, _ := syscallSymbols()
@@ -215,15 +232,12 @@ func (f facts) require(p Plan, opts Options) error {
 	return nil
 }
 
-// chooseVMALookup turns the lookup off where nothing would show it or the
-// kernel cannot do it (before Linux 5.17): the programs then run without it
-// (the verifier skips the code behind the find_mapping constant, helper calls
+// chooseVMALookup turns the lookup off where it is skipped or the kernel
+// cannot do it (before Linux 5.17): the programs then run without it (the
+// verifier skips the code behind the find_mapping constant, helper calls
 // included).
 func (f facts) chooseVMALookup(probe Probe, opts Options) (VMALookup, []string) {
-	switch {
-	case !opts.Events:
-		return VMALookupNoEvents, nil
-	case opts.SkipVMALookup:
+	if opts.SkipVMALookup {
 		return VMALookupSkipped, nil
 	}
 	var lacks []string
@@ -254,4 +268,38 @@ func (f facts) chooseIa32(probe Probe, opts Options) (Ia32, error) {
 		return Ia32Skipped, nil
 	}
 	return why, f.ia32.kallsymsErr
+}
+
+// The signals each lookup brings: the mapping at old_address, the
+// caller's, and MREMAP_FIXED's target range.
+const (
+	mappingSignals = mremap.Signals(1<<mremap.SignalExecMove | 1<<mremap.SignalWriteExec | 1<<mremap.SignalSpecialMove)
+	callerSignals  = mremap.Signals(1 << mremap.SignalUnbackedCaller)
+	targetSignals  = mremap.Signals(1 << mremap.SignalFixedReplace)
+)
+
+// unraised lists the signals p cannot raise.
+func (f facts) unraised(p Plan) []Unraised {
+	if p.VMALookup != VMALookupOn {
+		return []Unraised{{Signals: mappingSignals | callerSignals | targetSignals, Why: p.VMALookup}}
+	}
+	var out []Unraised
+	if why := f.lacksHelper(p.Probe, helperTaskPtRegs); why != "" {
+		out = append(out, Unraised{Signals: callerSignals, Lacks: []string{why}})
+	}
+	if f.vmaIter != nil {
+		out = append(out, Unraised{Signals: targetSignals, Lacks: []string{
+			fmt.Sprintf("the kernel has no task vma iterator (bpf_iter_task_vma_new, Linux 6.7 or later; %v), which finds the mappings in a range", f.vmaIter)}})
+	}
+	return out
+}
+
+// raises tells whether p raises the signals s.
+func (p Plan) raises(s mremap.Signals) bool {
+	for _, u := range p.Unraised {
+		if u.Signals&s != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/bpf"
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
@@ -151,9 +152,10 @@ func TestRequire(t *testing.T) {
 		{"no bpf_loop: no lookup", facts{helpers: lacks(ebpf.Kprobe, asm.FnLoop)}, ProbeKprobe, events, VMALookupKernel,
 			[]string{"kprobe programs cannot call bpf_loop (Linux 5.17 or later)"}, nil, 0},
 		{"no bpf_find_vma, lookup skipped", facts{helpers: lacks(ebpf.TracePoint, asm.FnFindVma)}, ProbeTracepoint, Options{Events: true, SkipVMALookup: true}, VMALookupSkipped, nil, nil, 0},
-		{"no bpf_find_vma, metrics only", facts{helpers: lacks(ebpf.TracePoint, asm.FnFindVma)}, ProbeTracepoint, Options{}, VMALookupNoEvents, nil, nil, 0},
+		{"no bpf_find_vma, metrics only: the signals still need it", facts{helpers: lacks(ebpf.TracePoint, asm.FnFindVma)}, ProbeTracepoint, Options{}, VMALookupKernel,
+			[]string{"tracepoint programs cannot call bpf_find_vma (Linux 5.17 or later)"}, nil, 0},
 		{"LRU pairing: no task storage map", facts{taskStorage: ebpf.ErrNotSupported}, ProbeKprobe, Options{Events: true, pairing: PairingLRU}, VMALookupOn, nil, nil, 0},
-		{"LRU pairing: no task storage in tracing programs", facts{helpers: lacks(ebpf.TracePoint, asm.FnTaskStorageGet)}, ProbeTracepoint, Options{pairing: PairingLRU}, VMALookupNoEvents, nil, nil, 0},
+		{"LRU pairing: no task storage in tracing programs", facts{helpers: lacks(ebpf.TracePoint, asm.FnTaskStorageGet)}, ProbeTracepoint, Options{pairing: PairingLRU}, VMALookupOn, nil, nil, 0},
 		{"task storage pairing: no task storage in tracing programs", facts{helpers: lacks(ebpf.TracePoint, asm.FnTaskStorageGet)}, ProbeTracepoint, Options{pairing: PairingTaskStorage}, 0, nil,
 			[]string{"tracepoint programs cannot call bpf_task_storage_get (Linux 5.13 or later)"}, NeedAlways},
 		{"an old kernel lacks it all", facts{taskStorage: ebpf.ErrNotSupported, helpers: lacks(ebpf.TracePoint, asm.FnGetCurrentTaskBtf, asm.FnTaskStorageGet, asm.FnFindVma)},
@@ -318,5 +320,34 @@ func TestVMALookupOffLoadsWithoutItsHelpers(t *testing.T) {
 				assert.NoError(t, err, "with the lookup off, the verifier reaches a helper the kernel lacks")
 			}
 		}
+	}
+}
+
+// The signals a plan cannot raise, and why.
+func TestUnraisedSignals(t *testing.T) {
+	lookup := mremap.Signals(1<<mremap.SignalExecMove | 1<<mremap.SignalWriteExec | 1<<mremap.SignalSpecialMove |
+		1<<mremap.SignalUnbackedCaller | 1<<mremap.SignalFixedReplace)
+	noIter := errors.New("no bpf_iter_task_vma_new")
+	tests := []struct {
+		name string
+		f    facts
+		opts Options
+		want []Unraised // Lacks checked by their start
+	}{
+		{"everything", facts{}, Options{}, nil},
+		{"lookup skipped", facts{}, Options{SkipVMALookup: true}, []Unraised{{Signals: lookup, Why: VMALookupSkipped}}},
+		{"no bpf_find_vma", facts{helpers: map[ebpf.ProgramType]map[asm.BuiltinFunc]error{ebpf.TracePoint: {asm.FnFindVma: ebpf.ErrNotSupported}}},
+			Options{}, []Unraised{{Signals: lookup, Why: VMALookupKernel}}},
+		{"no task vma iterator (before 6.7)", facts{vmaIter: noIter}, Options{},
+			[]Unraised{{Signals: 1 << mremap.SignalFixedReplace, Lacks: []string{"the kernel has no task vma iterator (bpf_iter_task_vma_new, Linux 6.7 or later; no bpf_iter_task_vma_new), which finds the mappings in a range"}}}},
+		{"no bpf_task_pt_regs (before 5.15)", facts{helpers: map[ebpf.ProgramType]map[asm.BuiltinFunc]error{ebpf.TracePoint: {asm.FnTaskPtRegs: ebpf.ErrNotSupported}}},
+			Options{}, []Unraised{{Signals: 1 << mremap.SignalUnbackedCaller, Lacks: []string{"tracepoint programs cannot call bpf_task_pt_regs (Linux 5.15 or later), which finds the caller's instruction pointer: not supported"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := tt.f.complete(Plan{Probe: ProbeTracepoint}, tt.opts)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, p.Unraised)
+		})
 	}
 }

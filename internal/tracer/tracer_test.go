@@ -188,6 +188,13 @@ func testCallsAndAggregates(t *testing.T, helper string, opts Options) {
 		if c.Process.StartTime == 0 {
 			t.Errorf("%s: process start time 0", m.Name)
 		}
+		if got, want := c.Signals.String(), mremaptest.RaisedHere(want.Signals); got != want {
+			t.Errorf("%s: signals %q, want %q", m.Name, got, want)
+		}
+		// The helper's mappings: a few dozen, and they do not vary much.
+		if c.MapCount < 10 || c.MapCount > 1000 {
+			t.Errorf("%s: map count %d", m.Name, c.MapCount)
+		}
 		// The clock conversion is exact to well under a millisecond.
 		slack := 50 * time.Millisecond
 		if c.Enter.Before(before.Add(-slack)) || c.Exit.After(after.Add(slack)) || c.Exit.Before(c.Enter) {

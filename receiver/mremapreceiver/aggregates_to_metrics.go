@@ -14,12 +14,13 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
 )
 
-// Histogram bounds: explicit powers of two. mremap.size.delta in bytes:
-// 1, 2, 4, ... 2^40 (1 TiB); mremap.duration in seconds: 2^k nanoseconds
-// for k = 0 .. 34 (about 17 s). Larger values fall in the last bucket.
+// Histogram bounds: explicit powers of two, one a slot of the kernel's
+// histograms. mremap.size.delta in bytes: 1, 2, 4, ... 2^40 (1 TiB);
+// mremap.duration in seconds: 2^k nanoseconds for k = 0 .. 34 (about 17 s).
+// Larger values fall in the last bucket.
 const (
-	sizeDeltaMaxExp = 40
-	durationMaxExp  = 34
+	sizeDeltaMaxExp = tracer.SizeDeltaMaxExp
+	durationMaxExp  = tracer.DurationMaxExp
 )
 
 var (
@@ -86,6 +87,9 @@ func (c *metricConverter) toMetrics(a *tracer.Aggregates, now pcommon.Timestamp)
 	}
 	for k, n := range moves {
 		c.mb.RecordMremapMovesDataPoint(now, int64(n), k.comm, metadata.MapAttributeMremapMove[k.move.String()])
+	}
+	for _, s := range a.Signals {
+		c.mb.RecordMremapSignalsDataPoint(now, int64(s.Count), s.Comm, metadata.MapAttributeMremapSignal[s.Signal.String()])
 	}
 	for _, d := range dropsByReason(a.Drops) {
 		c.mb.RecordMremapEventsDroppedDataPoint(now, int64(d.count), d.reason)

@@ -149,7 +149,7 @@ func (c *logConverter) setLogRecord(lr plog.LogRecord, call *mremap.Call, body s
 // README lists them. Addresses and sizes are unsigned in the kernel; OTLP
 // ints are signed 64-bit, which holds every user-space address and size.
 func (c *logConverter) setAttributes(attrs pcommon.Map, call *mremap.Call) {
-	attrs.EnsureCapacity(16)
+	attrs.EnsureCapacity(18)
 	attrs.PutInt("thread.id", int64(call.TID))
 	if !c.redact {
 		attrs.PutInt("mremap.old_address", int64(call.OldAddress))
@@ -174,4 +174,8 @@ func (c *logConverter) setAttributes(attrs pcommon.Map, call *mremap.Call) {
 		attrs.PutStr("mremap.vma.permissions", call.VMA.Permissions)
 		attrs.PutStr("mremap.vma.path", call.VMA.Path)
 	}
+	if call.Signals != 0 {
+		attrs.PutStr("mremap.signals", call.Signals.String())
+	}
+	attrs.PutInt("mremap.map_count", int64(call.MapCount))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/tracer"
 )
 
@@ -17,10 +18,30 @@ func startupReason(p tracer.Plan) string {
 	if p.VMALookup == tracer.VMALookupKernel {
 		parts = append(parts, "vma_lookup is off, so log records have no mremap.vma.* attributes: "+strings.Join(p.VMALookupLacks, "; "))
 	}
+	for _, u := range p.Unraised {
+		parts = append(parts, unraisedReason(u))
+	}
 	if why := ia32Reason(p); why != "" {
 		parts = append(parts, why)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// unraisedReason says which signals are not raised, and why.
+func unraisedReason(u tracer.Unraised) string {
+	var names []string
+	u.Signals.Each(func(s mremap.Signal) { names = append(names, s.String()) })
+	what := "signal " + names[0] + " is"
+	if len(names) > 1 {
+		what = "signals " + strings.Join(names, ", ") + " are"
+	}
+	switch u.Why {
+	case tracer.VMALookupSkipped:
+		return what + " not raised: vma_lookup is off"
+	case tracer.VMALookupKernel:
+		return what + " not raised: the kernel cannot look up mappings (above)"
+	}
+	return what + " not raised: " + strings.Join(u.Lacks, "; ")
 }
 
 func probeReason(p tracer.Plan) string {

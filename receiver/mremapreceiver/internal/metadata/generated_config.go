@@ -157,11 +157,61 @@ func (ms *MremapMovesMetricConfig) Validate() error {
 	return nil
 }
 
+// MremapSignalsMetricAttributeKey specifies the key of an attribute for the mremap.signals metric.
+type MremapSignalsMetricAttributeKey string
+
+const (
+	MremapSignalsMetricAttributeKeyProcessExecutableName MremapSignalsMetricAttributeKey = "process.executable.name"
+	MremapSignalsMetricAttributeKeyMremapSignal          MremapSignalsMetricAttributeKey = "mremap.signal"
+)
+
+// MremapSignalsMetricConfig provides config for the mremap.signals metric.
+type MremapSignalsMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                            `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []MremapSignalsMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *MremapSignalsMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *MremapSignalsMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case MremapSignalsMetricAttributeKeyProcessExecutableName, MremapSignalsMetricAttributeKeyMremapSignal:
+		default:
+			return fmt.Errorf("metric mremap.signals doesn't have an attribute %v, valid attributes: [process.executable.name, mremap.signal]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
 // MetricsConfig provides config for mremap metrics.
 type MetricsConfig struct {
 	MremapCalls         MremapCallsMetricConfig         `mapstructure:"mremap.calls"`
 	MremapEventsDropped MremapEventsDroppedMetricConfig `mapstructure:"mremap.events.dropped"`
 	MremapMoves         MremapMovesMetricConfig         `mapstructure:"mremap.moves"`
+	MremapSignals       MremapSignalsMetricConfig       `mapstructure:"mremap.signals"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
@@ -180,6 +230,11 @@ func DefaultMetricsConfig() MetricsConfig {
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []MremapMovesMetricAttributeKey{MremapMovesMetricAttributeKeyProcessExecutableName, MremapMovesMetricAttributeKeyMremapMove},
+		},
+		MremapSignals: MremapSignalsMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategySum,
+			EnabledAttributes:   []MremapSignalsMetricAttributeKey{MremapSignalsMetricAttributeKeyProcessExecutableName, MremapSignalsMetricAttributeKeyMremapSignal},
 		},
 	}
 }

@@ -41,6 +41,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []MremapMovesMetricAttributeKey{MremapMovesMetricAttributeKeyProcessExecutableName, MremapMovesMetricAttributeKeyMremapMove},
 					},
+					MremapSignals: MremapSignalsMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []MremapSignalsMetricAttributeKey{MremapSignalsMetricAttributeKeyProcessExecutableName, MremapSignalsMetricAttributeKeyMremapSignal},
+					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					HostName:           ResourceAttributeConfig{Enabled: true},
@@ -67,6 +72,11 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []MremapMovesMetricAttributeKey{MremapMovesMetricAttributeKeyProcessExecutableName, MremapMovesMetricAttributeKeyMremapMove},
 					},
+					MremapSignals: MremapSignalsMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategySum,
+						EnabledAttributes:   []MremapSignalsMetricAttributeKey{MremapSignalsMetricAttributeKeyProcessExecutableName, MremapSignalsMetricAttributeKeyMremapSignal},
+					},
 				},
 				ResourceAttributes: ResourceAttributesConfig{
 					HostName:           ResourceAttributeConfig{Enabled: false},
@@ -78,7 +88,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(MremapCallsMetricConfig{}, MremapEventsDroppedMetricConfig{}, MremapMovesMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(MremapCallsMetricConfig{}, MremapEventsDroppedMetricConfig{}, MremapMovesMetricConfig{}, MremapSignalsMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -115,6 +125,18 @@ func TestMremapMovesMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric mremap.moves doesn't have an attribute invalid, valid attributes: [process.executable.name, mremap.move]")
 
 	cfg = DefaultMetricsConfig().MremapMoves
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestMremapSignalsMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().MremapSignals
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []MremapSignalsMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric mremap.signals doesn't have an attribute invalid, valid attributes: [process.executable.name, mremap.signal]")
+
+	cfg = DefaultMetricsConfig().MremapSignals
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

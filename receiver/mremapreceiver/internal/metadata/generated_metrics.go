@@ -83,6 +83,60 @@ var MapAttributeMremapResize = map[string]AttributeMremapResize{
 	"none":   AttributeMremapResizeNone,
 }
 
+// AttributeMremapSignal specifies the value mremap.signal attribute.
+type AttributeMremapSignal int
+
+const (
+	_ AttributeMremapSignal = iota
+	AttributeMremapSignalExecMove
+	AttributeMremapSignalWriteExec
+	AttributeMremapSignalFixedReplace
+	AttributeMremapSignalSharedAlias
+	AttributeMremapSignalDontunmap
+	AttributeMremapSignalSealed
+	AttributeMremapSignalSpecialMove
+	AttributeMremapSignalUnbackedCaller
+	AttributeMremapSignalMapCountLimit
+)
+
+// String returns the string representation of the AttributeMremapSignal.
+func (av AttributeMremapSignal) String() string {
+	switch av {
+	case AttributeMremapSignalExecMove:
+		return "exec_move"
+	case AttributeMremapSignalWriteExec:
+		return "write_exec"
+	case AttributeMremapSignalFixedReplace:
+		return "fixed_replace"
+	case AttributeMremapSignalSharedAlias:
+		return "shared_alias"
+	case AttributeMremapSignalDontunmap:
+		return "dontunmap"
+	case AttributeMremapSignalSealed:
+		return "sealed"
+	case AttributeMremapSignalSpecialMove:
+		return "special_move"
+	case AttributeMremapSignalUnbackedCaller:
+		return "unbacked_caller"
+	case AttributeMremapSignalMapCountLimit:
+		return "map_count_limit"
+	}
+	return ""
+}
+
+// MapAttributeMremapSignal is a helper map of string to AttributeMremapSignal attribute value.
+var MapAttributeMremapSignal = map[string]AttributeMremapSignal{
+	"exec_move":       AttributeMremapSignalExecMove,
+	"write_exec":      AttributeMremapSignalWriteExec,
+	"fixed_replace":   AttributeMremapSignalFixedReplace,
+	"shared_alias":    AttributeMremapSignalSharedAlias,
+	"dontunmap":       AttributeMremapSignalDontunmap,
+	"sealed":          AttributeMremapSignalSealed,
+	"special_move":    AttributeMremapSignalSpecialMove,
+	"unbacked_caller": AttributeMremapSignalUnbackedCaller,
+	"map_count_limit": AttributeMremapSignalMapCountLimit,
+}
+
 // AttributeReason specifies the value reason attribute.
 type AttributeReason int
 
@@ -138,12 +192,17 @@ var MetricsInfo = metricsInfo{
 		Name:       "mremap.moves",
 		Attributes: []string{"process.executable.name", "mremap.move"},
 	},
+	MremapSignals: metricInfo{
+		Name:       "mremap.signals",
+		Attributes: []string{"process.executable.name", "mremap.signal"},
+	},
 }
 
 type metricsInfo struct {
 	MremapCalls         metricInfo
 	MremapEventsDropped metricInfo
 	MremapMoves         metricInfo
+	MremapSignals       metricInfo
 }
 
 type metricInfo struct {
@@ -436,6 +495,100 @@ func newMetricMremapMoves(cfg MremapMovesMetricConfig) metricMremapMoves {
 	return m
 }
 
+type metricMremapSignals struct {
+	data          pmetric.Metric            // data buffer for generated metric.
+	config        MremapSignalsMetricConfig // metric config provided by user.
+	capacity      int                       // max observed number of data points added to the metric.
+	aggDataPoints []int64                   // slice containing number of aggregated datapoints at each index
+}
+
+// init fills mremap.signals metric with initial data.
+func (m *metricMremapSignals) init() {
+	m.data.SetName("mremap.signals")
+	m.data.SetDescription("mremap(2) calls that raised each signal, decided in the kernel: code moved, writable and executable memory, mappings silently replaced, shared aliases, MREMAP_DONTUNMAP, sealed mappings, special mappings moved, callers in memory no file backs, and failures at vm.max_map_count.")
+	m.data.SetUnit("{call}")
+	m.data.SetEmptySum()
+	m.data.Sum().SetIsMonotonic(true)
+	m.data.Sum().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	m.data.Sum().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricMremapSignals) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, processExecutableNameAttributeValue string, mremapSignalAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, MremapSignalsMetricAttributeKeyProcessExecutableName) {
+		dp.Attributes().PutStr("process.executable.name", processExecutableNameAttributeValue)
+	}
+	if slices.Contains(m.config.EnabledAttributes, MremapSignalsMetricAttributeKeyMremapSignal) {
+		dp.Attributes().PutStr("mremap.signal", mremapSignalAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Sum().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricMremapSignals) updateCapacity() {
+	if m.data.Sum().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Sum().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricMremapSignals) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Sum().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Sum().DataPoints().At(i).SetIntValue(m.data.Sum().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricMremapSignals(cfg MremapSignalsMetricConfig) metricMremapSignals {
+	m := metricMremapSignals{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 // MetricsBuilder provides an interface for scrapers to report metrics while taking care of all the transformations
 // required to produce metric representation defined in metadata and user config.
 type MetricsBuilder struct {
@@ -449,6 +602,7 @@ type MetricsBuilder struct {
 	metricMremapCalls              metricMremapCalls
 	metricMremapEventsDropped      metricMremapEventsDropped
 	metricMremapMoves              metricMremapMoves
+	metricMremapSignals            metricMremapSignals
 }
 
 // MetricBuilderOption applies changes to default metrics builder.
@@ -477,6 +631,7 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		metricMremapCalls:              newMetricMremapCalls(mbc.Metrics.MremapCalls),
 		metricMremapEventsDropped:      newMetricMremapEventsDropped(mbc.Metrics.MremapEventsDropped),
 		metricMremapMoves:              newMetricMremapMoves(mbc.Metrics.MremapMoves),
+		metricMremapSignals:            newMetricMremapSignals(mbc.Metrics.MremapSignals),
 		resourceAttributeIncludeFilter: make(map[string]filter.Filter),
 		resourceAttributeExcludeFilter: make(map[string]filter.Filter),
 	}
@@ -564,6 +719,7 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	mb.metricMremapCalls.emit(ils.Metrics())
 	mb.metricMremapEventsDropped.emit(ils.Metrics())
 	mb.metricMremapMoves.emit(ils.Metrics())
+	mb.metricMremapSignals.emit(ils.Metrics())
 
 	for _, op := range options {
 		op.apply(rm)
@@ -608,6 +764,11 @@ func (mb *MetricsBuilder) RecordMremapEventsDroppedDataPoint(ts pcommon.Timestam
 // RecordMremapMovesDataPoint adds a data point to mremap.moves metric.
 func (mb *MetricsBuilder) RecordMremapMovesDataPoint(ts pcommon.Timestamp, val int64, processExecutableNameAttributeValue string, mremapMoveAttributeValue AttributeMremapMove) {
 	mb.metricMremapMoves.recordDataPoint(mb.startTime, ts, val, processExecutableNameAttributeValue, mremapMoveAttributeValue.String())
+}
+
+// RecordMremapSignalsDataPoint adds a data point to mremap.signals metric.
+func (mb *MetricsBuilder) RecordMremapSignalsDataPoint(ts pcommon.Timestamp, val int64, processExecutableNameAttributeValue string, mremapSignalAttributeValue AttributeMremapSignal) {
+	mb.metricMremapSignals.recordDataPoint(mb.startTime, ts, val, processExecutableNameAttributeValue, mremapSignalAttributeValue.String())
 }
 
 // Reset resets metrics builder to its initial state. It should be used when external metrics source is restarted,

@@ -70,6 +70,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["mremap.calls"] = mb.metricMremapCalls.config.AggregationStrategy
 			aggMap["mremap.events.dropped"] = mb.metricMremapEventsDropped.config.AggregationStrategy
 			aggMap["mremap.moves"] = mb.metricMremapMoves.config.AggregationStrategy
+			aggMap["mremap.signals"] = mb.metricMremapSignals.config.AggregationStrategy
 
 			expectedWarnings := 0
 			if tt.metricsSet != testDataSetReag {
@@ -96,6 +97,12 @@ func TestMetricsBuilder(t *testing.T) {
 			if tt.name == "reaggregate_set" {
 				mb.RecordMremapMovesDataPoint(ts, 3, "process.executable.name-val-2", AttributeMremapMoveMaymove)
 			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordMremapSignalsDataPoint(ts, 1, "process.executable.name-val", AttributeMremapSignalExecMove)
+			if tt.name == "reaggregate_set" {
+				mb.RecordMremapSignalsDataPoint(ts, 3, "process.executable.name-val-2", AttributeMremapSignalWriteExec)
+			}
 
 			rb := mb.NewResourceBuilder()
 			rb.SetHostName("host.name-val")
@@ -106,6 +113,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricMremapCalls.aggDataPoints)
 				assert.Empty(t, mb.metricMremapEventsDropped.aggDataPoints)
 				assert.Empty(t, mb.metricMremapMoves.aggDataPoints)
+				assert.Empty(t, mb.metricMremapSignals.aggDataPoints)
 			}
 
 			if tt.expectEmpty {
@@ -283,6 +291,55 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok := dp.Attributes().Get("process.executable.name")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("mremap.move")
+						assert.False(t, ok)
+					}
+				case "mremap.signals":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["mremap.signals"], "Found a duplicate in the metrics slice: mremap.signals")
+						validatedMetrics["mremap.signals"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "mremap(2) calls that raised each signal, decided in the kernel: code moved, writable and executable memory, mappings silently replaced, shared aliases, MREMAP_DONTUNMAP, sealed mappings, special mappings moved, callers in memory no file backs, and failures at vm.max_map_count.", mi.Description())
+						assert.Equal(t, "{call}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						processExecutableNameAttrVal, ok := dp.Attributes().Get("process.executable.name")
+						assert.True(t, ok)
+						assert.Equal(t, "process.executable.name-val", processExecutableNameAttrVal.Str())
+						mremapSignalAttrVal, ok := dp.Attributes().Get("mremap.signal")
+						assert.True(t, ok)
+						assert.Equal(t, "exec_move", mremapSignalAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["mremap.signals"], "Found a duplicate in the metrics slice: mremap.signals")
+						validatedMetrics["mremap.signals"] = true
+						assert.Equal(t, pmetric.MetricTypeSum, mi.Type())
+						assert.Equal(t, 1, mi.Sum().DataPoints().Len())
+						assert.Equal(t, "mremap(2) calls that raised each signal, decided in the kernel: code moved, writable and executable memory, mappings silently replaced, shared aliases, MREMAP_DONTUNMAP, sealed mappings, special mappings moved, callers in memory no file backs, and failures at vm.max_map_count.", mi.Description())
+						assert.Equal(t, "{call}", mi.Unit())
+						assert.True(t, mi.Sum().IsMonotonic())
+						assert.Equal(t, pmetric.AggregationTemporalityCumulative, mi.Sum().AggregationTemporality())
+						dp := mi.Sum().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["mremap.signals"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("process.executable.name")
+						assert.False(t, ok)
+						_, ok = dp.Attributes().Get("mremap.signal")
 						assert.False(t, ok)
 					}
 				}

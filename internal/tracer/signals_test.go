@@ -1,0 +1,84 @@
+//go:build linux
+
+package tracer
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
+	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
+)
+
+// Each pattern a signal stands for raises it, in every probe mode and with
+// records or without; the look-alikes raise none; the aggregates count
+// them by signal.
+func TestSignals(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	for _, probe := range probesToTest(t) {
+		t.Run(string(probe), func(t *testing.T) {
+			tr := newTracer(t, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly()})
+			made := mremaptest.RunHelperSignals(t, helper)
+			calls := readCalls(t, tr, len(made))
+			want := map[mremap.Signal]uint64{}
+			for i, m := range made {
+				e := mremaptest.SignalExpectationOf(t, m.Name)
+				signals := mremaptest.RaisedHere(e.Signals)
+				assert.Equal(t, signals, calls[i].Signals.String(), "%s: signals", m.Name)
+				assert.Equal(t, e.Result, calls[i].Result(), "%s", m.Name)
+				assert.Equal(t, e.Move, calls[i].Move.String(), "%s", m.Name)
+				calls[i].Signals.Each(func(s mremap.Signal) { want[s]++ })
+			}
+			a, err := tr.ReadAggregates()
+			require.NoError(t, err)
+			got := map[mremap.Signal]uint64{}
+			for _, s := range a.Signals {
+				assert.Equal(t, mremaptest.Comm, s.Comm)
+				got[s.Signal] += s.Count
+			}
+			assert.Equal(t, want, got, "signal counts")
+			assert.Equal(t, Drops{}, a.Drops)
+		})
+	}
+}
+
+// Without the mapping lookup, the signals that need it are not raised, and
+// the plan says so; the others still are.
+func TestSignalsWithoutLookup(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	tr := newTracer(t, Options{Probe: ProbeAuto, SkipVMALookup: true, Filter: helperOnly()})
+	require.Len(t, tr.Plan().Unraised, 1)
+	off := tr.Plan().Unraised[0].Signals
+	assert.Equal(t, "exec_move|write_exec|fixed_replace|special_move|unbacked_caller", off.String())
+	made := mremaptest.RunHelperSignals(t, helper)
+	want := map[mremap.Signal]uint64{}
+	for _, m := range made {
+		e := mremaptest.SignalExpectationOf(t, m.Name)
+		for _, name := range splitSignals(mremaptest.RaisedHere(e.Signals)) {
+			for s := mremap.Signal(0); int(s) < mremap.NumSignals; s++ {
+				if s.String() == name && off&(1<<s) == 0 {
+					want[s]++
+				}
+			}
+		}
+	}
+	a, err := tr.ReadAggregates()
+	require.NoError(t, err)
+	got := map[mremap.Signal]uint64{}
+	for _, s := range a.Signals {
+		got[s.Signal] += s.Count
+	}
+	assert.Equal(t, want, got)
+}
+
+func splitSignals(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, "|")
+}
