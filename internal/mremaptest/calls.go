@@ -221,7 +221,6 @@ func (c *caller) callFrom(code uint64, name string, addr, oldSize, newSize, flag
 
 func addrOf(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
-
 func (c *caller) close() {
 	if c.tempFile != "" {
 		os.Remove(c.tempFile)
