@@ -72,6 +72,22 @@ static __always_inline void file_path(struct scratch *s, struct vma *v, struct f
 	// An unlinked dentry is unhashed and not its own parent (d_unlinked).
 	if (!BPF_CORE_READ(d, d_hash.pprev) && BPF_CORE_READ(d, d_parent) != d)
 		v->flags |= VMA_PATH_DELETED;
+	// A file of no directory (shared anonymous memory, a memfd: shmem's
+	// pseudo files) is named as its d_dname, simple_dname, names it:
+	// "/" and its name, " (deleted)".
+	if (BPF_CORE_READ(d, d_parent) == d && d != (struct dentry *)w->root) {
+		struct qstr name;
+		BPF_CORE_READ_INTO(&name, d, d_name);
+		__u32 len = name.len;
+		if (len > VMA_PATH_LEN - 1)
+			len = VMA_PATH_LEN - 1;
+		v->path[0] = '/';
+		v->path_len = 1;
+		if (!bpf_probe_read_kernel(&v->path[1], len, name.name))
+			v->path_len += len;
+		v->flags |= VMA_PATH_DELETED;
+		return;
+	}
 
 	bpf_loop(VMA_PATH_DEPTH, path_step, NULL, 0);
 

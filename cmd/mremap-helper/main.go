@@ -35,6 +35,7 @@ func main() {
 	cpu := flag.Int("cpu", -1, "with -loop or -for: pin the calling thread to this CPU")
 	rate := flag.Float64("rate", 0, "with -loop or -for: calls per second (0: as fast as possible)")
 	signals := flag.Bool("signals", false, "instead of the known calls, make the calls that raise each signal, and their look-alikes")
+	mapCountLimit := flag.Bool("map-count-limit", false, "instead of the known calls, fill the process up to vm.max_map_count mappings and make a call that needs one more")
 	flag.Parse()
 	if *pairs > 0 || *during > 0 {
 		if err := loop(loopOptions{pairs: *pairs, during: *during, cpu: *cpu, rate: *rate}); err != nil {
@@ -48,6 +49,8 @@ func main() {
 	switch {
 	case *signals:
 		made, err = mremaptest.MakeSignalCalls()
+	case *mapCountLimit:
+		made, err = mremaptest.MakeMapCountLimitCall()
 	case *thread != "":
 		made, err = onNamedThread(*thread)
 	default:

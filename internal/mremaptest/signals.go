@@ -208,7 +208,7 @@ func RunHelperSignals(t testing.TB, path string, args ...string) []Made {
 // SignalExpectationOf returns the expectation of the signal call named name.
 func SignalExpectationOf(t testing.TB, name string) Expectation {
 	t.Helper()
-	for _, e := range ExpectedSignals {
+	for _, e := range append(ExpectedSignals, ExpectedMapCountLimit...) {
 		if e.Name == name {
 			return e.Expectation
 		}

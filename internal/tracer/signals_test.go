@@ -3,6 +3,8 @@
 package tracer
 
 import (
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -81,4 +83,41 @@ func splitSignals(s string) []string {
 		return nil
 	}
 	return strings.Split(s, "|")
+}
+
+// A process at vm.max_map_count mappings that needs one more fails with
+// ENOMEM, and the call raises map_count_limit; the tracer reads the sysctl
+// again when it reads the aggregates, so a lower limit is seen: with the
+// limit it read first, the same process would not be at it.
+func TestMapCountLimit(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	limit, err := mremaptest.MaxMapCount()
+	require.NoError(t, err)
+	tr := newTracer(t, Options{Probe: ProbeAuto, Events: true, RingBufferSize: 1 << 16, Filter: helperOnly()})
+
+	check := func(limit int) {
+		t.Helper()
+		made := mremaptest.RunHelperArgs(t, helper, "-map-count-limit")
+		c := readCalls(t, tr, len(made))[0]
+		assert.Equal(t, "ENOMEM", c.Result())
+		assert.Equal(t, "map_count_limit", c.Signals.String())
+		assert.GreaterOrEqual(t, int(c.MapCount), limit-3)
+		assert.LessOrEqual(t, int(c.MapCount), limit+1)
+	}
+	check(limit)
+
+	// A lower limit, for the second run (the host's processes have far
+	// fewer mappings than this).
+	lower := limit / 2
+	writeSysctl(t, strconv.Itoa(lower))
+	t.Cleanup(func() { writeSysctl(t, strconv.Itoa(limit)) })
+	_, err = tr.ReadAggregates()
+	require.NoError(t, err)
+	check(lower)
+}
+
+func writeSysctl(t *testing.T, value string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile("/proc/sys/vm/max_map_count", []byte(value), 0o644))
 }

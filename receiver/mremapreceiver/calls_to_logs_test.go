@@ -62,7 +62,7 @@ func testCalls() []mremap.Call {
 			Enter: enter, Exit: enter.Add(1500 * time.Nanosecond), Duration: 1500 * time.Nanosecond,
 			Process: postgres, TID: 101,
 			OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 8192, Flags: mremap.FlagMayMove,
-			Return: 0x7f3a2c100000, Resize: mremap.ResizeGrow, Move: mremap.MoveMayMove,
+			Return: 0x7f3a2c100000, Resize: mremap.ResizeGrow, Move: mremap.MoveMayMove, MapCount: 45,
 			VMA: mremap.VMA{Found: true, Permissions: "rw-s", Path: "/dev/shm/PostgreSQL.1804289383"},
 		},
 		{
@@ -70,13 +70,14 @@ func testCalls() []mremap.Call {
 			Process: java, TID: 230,
 			OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 4096, Flags: mremap.FlagMayMove | mremap.FlagFixed,
 			NewAddress: 0x7f3a2d000000, Return: 0x7f3a2d000000, Move: mremap.MoveFixed,
+			Signals: 1<<mremap.SignalFixedReplace | 1<<mremap.SignalDontUnmap, MapCount: 120,
 			VMA: mremap.VMA{Found: true, Permissions: "rw-p"},
 		},
 		{
 			Enter: enter.Add(2 * time.Millisecond), Exit: enter.Add(2*time.Millisecond + 300), Duration: 300,
 			Process: postgres, TID: 100,
 			OldAddress: 0x7f3a2c000001, OldSize: 8192, NewSize: 4096, Flags: mremap.FlagMayMove,
-			Return: -22, Errno: 22, Resize: mremap.ResizeShrink,
+			Return: -22, Errno: 22, Resize: mremap.ResizeShrink, MapCount: 46,
 		},
 	}
 }
@@ -148,6 +149,7 @@ func TestToLogs(t *testing.T) {
 		"mremap.probe":           "tracepoint",
 		"mremap.vma.permissions": "rw-s",
 		"mremap.vma.path":        "/dev/shm/PostgreSQL.1804289383",
+		"mremap.map_count":       int64(45),
 	}, r.Attributes().AsRaw())
 
 	// A failed call: WARN, no result_address, a negative size_delta; no
@@ -173,6 +175,7 @@ func TestToLogs(t *testing.T) {
 		"mremap.move":        "none",
 		"mremap.duration_ns": int64(300),
 		"mremap.probe":       "tracepoint",
+		"mremap.map_count":   int64(46),
 	}, r.Attributes().AsRaw())
 
 	// A fixed move.
@@ -198,6 +201,8 @@ func TestToLogs(t *testing.T) {
 		"mremap.probe":           "tracepoint",
 		"mremap.vma.permissions": "rw-p",
 		"mremap.vma.path":        "",
+		"mremap.signals":         "fixed_replace|dontunmap",
+		"mremap.map_count":       int64(120),
 	}, r.Attributes().AsRaw())
 }
 

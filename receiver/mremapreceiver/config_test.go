@@ -37,6 +37,7 @@ var ignoreSetByUser = cmpopts.IgnoreUnexported(
 	metadata.MremapCallsMetricConfig{},
 	metadata.MremapEventsDroppedMetricConfig{},
 	metadata.MremapMovesMetricConfig{},
+	metadata.MremapSignalsMetricConfig{},
 	metadata.ResourceAttributeConfig{},
 )
 

@@ -2,6 +2,7 @@ package mremapreceiver
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,4 +224,68 @@ func TestLogsOnlyWarnsAboutDrops(t *testing.T) {
 	if delivered := int64(logs.LogRecordCount()); limited == 0 || delivered+limited != int64(len(mremaptest.Expected)) {
 		t.Errorf("delivered %d, warned about %d rate limited; want some limited and %d in all", delivered, limited, len(mremaptest.Expected))
 	}
+}
+
+// Each pattern a signal stands for is a record with exactly its signals,
+// its look-alikes have none, and mremap.signals counts them, in every
+// probe mode.
+func TestSignals(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	exe, err := filepath.EvalSymlinks(helper)
+	require.NoError(t, err)
+	for _, probe := range mremaptest.Probes(t) {
+		t.Run(probe, func(t *testing.T) {
+			logs, metrics := new(consumertest.LogsSink), new(consumertest.MetricsSink)
+			startReceiver(t, helperConfig(func(cfg *Config) {
+				cfg.Probe = probe
+				cfg.CollectionInterval = 100 * time.Millisecond
+			}), pipelines{logs: logs, metrics: metrics})
+			run := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Start: time.Now()}
+			run.Made = mremaptest.RunHelperSignals(t, helper, "-linger", "2s")
+			run.End = time.Now()
+			// At vm.max_map_count mappings, in a process of its own.
+			limit := mremapcheck.Run{Probe: probe, PPID: os.Getpid(), ExePath: exe, Start: time.Now()}
+			limit.Made = mremaptest.RunHelperArgs(t, helper, "-map-count-limit", "-linger", "2s")
+			limit.End = time.Now()
+			want := map[string]int64{"map_count_limit": 1}
+			for _, m := range run.Made {
+				if s := mremaptest.RaisedHere(mremaptest.SignalExpectationOf(t, m.Name).Signals); s != "" {
+					for _, name := range strings.Split(s, "|") {
+						want[name]++
+					}
+				}
+			}
+			eventually(t, func() []string {
+				p := mremapcheck.Logs(mergeLogs(logs.AllLogs()), run)
+				p = append(p, mremapcheck.Logs(mergeLogs(logs.AllLogs()), limit)...)
+				if got := signalCounts(metrics); fmt.Sprint(got) != fmt.Sprint(want) {
+					p = append(p, fmt.Sprintf("mremap.signals of %s = %v, want %v", mremaptest.Comm, got, want))
+				}
+				return p
+			})
+		})
+	}
+}
+
+// signalCounts is the last mremap.signals of the helper's comm, by signal.
+func signalCounts(sink *consumertest.MetricsSink) map[string]int64 {
+	got := map[string]int64{}
+	all := sink.AllMetrics()
+	if len(all) == 0 {
+		return got
+	}
+	ms := all[len(all)-1].ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	for _, m := range ms.All() {
+		if m.Name() != "mremap.signals" {
+			continue
+		}
+		for _, dp := range m.Sum().DataPoints().All() {
+			if comm, _ := dp.Attributes().Get("process.executable.name"); comm.Str() == mremaptest.Comm {
+				s, _ := dp.Attributes().Get("mremap.signal")
+				got[s.Str()] += dp.IntValue()
+			}
+		}
+	}
+	return got
 }

@@ -87,7 +87,7 @@ func expectedFields(m mremaptest.Made, run mremapcheck.Run, resource map[string]
 		want[k] = fmt.Sprint(v)
 	}
 	for k, v := range mremapcheck.RecordAttributes(m, run) {
-		if v != nil { // mremap.duration_ns: checked in checkEntry
+		if v != nil { // mremap.duration_ns, mremap.map_count: checked in checkEntry
 			want[k] = fmt.Sprint(v)
 		}
 	}
@@ -125,6 +125,9 @@ func checkEntry(m mremaptest.Made, run mremapcheck.Run, got, want map[string]str
 	if err != nil || d <= 0 || d > int64(run.End.Sub(run.Start)) {
 		p = append(p, fmt.Sprintf("%s: mremap.duration_ns = %q, want a positive number within the run", what, got["mremap.duration_ns"]))
 	}
+	if n, err := strconv.ParseInt(got["mremap.map_count"], 10, 64); err != nil || !mremapcheck.PlausibleMapCount(n) {
+		p = append(p, fmt.Sprintf("%s: mremap.map_count = %q, want the helper's mappings", what, got["mremap.map_count"]))
+	}
 	ts, err := time.Parse(time.RFC3339Nano, got["_time"])
 	if err != nil || ts.Before(run.Start.Add(-100*time.Millisecond)) || ts.After(run.End.Add(100*time.Millisecond)) {
 		p = append(p, fmt.Sprintf("%s: _time %q is not within the run %v .. %v", what, got["_time"], run.Start, run.End))
@@ -136,7 +139,7 @@ func checkEntry(m mremaptest.Made, run mremapcheck.Run, got, want map[string]str
 	if s := "{" + strings.Join(stream, ",") + "}"; got["_stream"] != s {
 		p = append(p, fmt.Sprintf("%s: _stream %s, want %s (VL-Stream-Fields)", what, got["_stream"], s))
 	}
-	known := map[string]bool{"_time": true, "_stream": true, "_stream_id": true, "scope.version": true, "mremap.duration_ns": true}
+	known := map[string]bool{"_time": true, "_stream": true, "_stream_id": true, "scope.version": true, "mremap.duration_ns": true, "mremap.map_count": true}
 	for _, o := range optional {
 		known[o] = true
 	}

@@ -48,6 +48,7 @@ var errnoText = map[string]string{
 	"EINVAL": "Invalid argument",
 	"EFAULT": "Bad address",
 	"ENOMEM": "Cannot allocate memory",
+	"EPERM":  "Operation not permitted",
 }
 
 // Body is the strace-style body the call must have, built by hand.
@@ -211,12 +212,17 @@ func checkRecord(p *problems, lr plog.LogRecord, m mremaptest.Made, run Run) {
 	} else {
 		want["mremap.duration_ns"] = d.Int()
 	}
+	if n, ok := lr.Attributes().Get("mremap.map_count"); !ok || n.Type() != pcommon.ValueTypeInt || !PlausibleMapCount(n.Int()) {
+		p.add("%s: mremap.map_count = %v, want the helper's mappings", what, n.AsRaw())
+	} else {
+		want["mremap.map_count"] = n.Int()
+	}
 	checkAttributes(p, what, lr.Attributes(), want)
 }
 
 // RecordAttributes returns the attributes the log record of the helper's
-// call m must have. mremap.duration_ns, which only the kernel knows, is
-// there with the value nil.
+// call m must have. mremap.duration_ns and mremap.map_count, which only the
+// kernel knows, are there with the value nil.
 func RecordAttributes(m mremaptest.Made, run Run) map[string]any {
 	e := expectation(m.Name)
 	want := map[string]any{
@@ -233,6 +239,7 @@ func RecordAttributes(m mremaptest.Made, run Run) map[string]any {
 		"mremap.move":        e.Move,
 		"mremap.probe":       run.Probe,
 		"mremap.duration_ns": nil,
+		"mremap.map_count":   nil,
 	}
 	// The mapping as /proc/self/maps showed it to the helper before the
 	// call (the helper checked that against the hand-written expectation).
@@ -243,116 +250,28 @@ func RecordAttributes(m mremaptest.Made, run Run) map[string]any {
 	if e.Result == "ok" {
 		want["mremap.result_address"] = m.Return
 	}
+	if signals := mremaptest.RaisedHere(e.Signals); signals != "" {
+		want["mremap.signals"] = signals
+	}
 	return want
 }
 
+// PlausibleMapCount tells whether n can be the helper's number of
+// mappings: a few dozen, or up to vm.max_map_count with -map-count-limit.
+func PlausibleMapCount(n int64) bool { return n >= 10 && n <= 1<<20 }
+
 func expectation(name string) mremaptest.Expectation {
-	for _, e := range mremaptest.Expected {
-		if e.Name == name {
-			return e.Expectation
+	for _, list := range [][]struct {
+		Name string
+		mremaptest.Expectation
+	}{mremaptest.Expected, mremaptest.ExpectedSignals, mremaptest.ExpectedMapCountLimit} {
+		for _, e := range list {
+			if e.Name == name {
+				return e.Expectation
+			}
 		}
 	}
 	panic("no expectation for " + name)
-}
-
-// Metrics checks the metrics of the last complete emission in mds: the
-// helper's counts in mremap.calls, mremap.moves and mremap.size.delta, the
-// mremap.duration histogram (which has no process attribute, so the
-// receiver must filter on the helper's comm), and every reason of
-// mremap.events.dropped at zero.
-func Metrics(md pmetric.Metrics, probe string) []string {
-	var p problems
-	if md.ResourceMetrics().Len() != 1 {
-		p.add("%d resources, want 1", md.ResourceMetrics().Len())
-		return p
-	}
-	rm := md.ResourceMetrics().At(0)
-	host, _ := os.Hostname()
-	checkAttributes(&p, "metrics resource", rm.Resource().Attributes(), map[string]any{"host.name": host})
-	metrics := map[string]pmetric.Metric{}
-	for i := 0; i < rm.ScopeMetrics().Len(); i++ {
-		sm := rm.ScopeMetrics().At(i)
-		expect(&p, "scope name", sm.Scope().Name(), "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver")
-		for j := 0; j < sm.Metrics().Len(); j++ {
-			metrics[sm.Metrics().At(j).Name()] = sm.Metrics().At(j)
-		}
-	}
-	for _, name := range []string{"mremap.calls", "mremap.moves", "mremap.size.delta", "mremap.duration", "mremap.events.dropped"} {
-		if _, ok := metrics[name]; !ok {
-			p.add("metric %s missing", name)
-		}
-	}
-	if len(p) > 0 {
-		return p
-	}
-
-	wantCalls := map[string]int64{}
-	wantMoves := map[string]int64{}
-	wantDur := map[string]uint64{}
-	type sizeWant struct{ count, sum uint64 }
-	wantSize := map[string]sizeWant{}
-	for _, e := range mremaptest.Expected {
-		wantCalls[e.Resize+"/"+e.Move+"/"+e.Result]++
-		wantDur[e.Move+"/"+e.Result]++
-		if e.Result == "ok" && e.Move != "none" {
-			wantMoves[e.Move]++
-		}
-		if e.Result == "ok" && e.Resize != "none" {
-			w := wantSize[e.Resize]
-			wantSize[e.Resize] = sizeWant{w.count + 1, w.sum + uint64(abs(e.SizeDelta))}
-		}
-	}
-
-	checkSum(&p, metrics["mremap.calls"], "{call}", wantCalls, func(a pcommon.Map) (string, bool) {
-		if str(a, "process.executable.name") != mremaptest.Comm {
-			return "", false
-		}
-		return str(a, "mremap.resize") + "/" + str(a, "mremap.move") + "/" + str(a, "mremap.result"), true
-	}, 4)
-	checkSum(&p, metrics["mremap.moves"], "{move}", wantMoves, func(a pcommon.Map) (string, bool) {
-		if str(a, "process.executable.name") != mremaptest.Comm {
-			return "", false
-		}
-		return str(a, "mremap.move"), true
-	}, 2)
-	checkSum(&p, metrics["mremap.events.dropped"], "{event}", map[string]int64{
-		"ring_buffer_full": 0, "rate_limited": 0, "unpaired": 0, "probe_missed": 0, "cardinality_limit": 0, "malformed_record": 0,
-	}, func(a pcommon.Map) (string, bool) { return str(a, "reason"), true }, 1)
-
-	size := metrics["mremap.size.delta"]
-	expect(&p, "mremap.size.delta unit", size.Unit(), "By")
-	gotSize := map[string]sizeWant{}
-	checkHistogram(&p, size, 40, 1, func(dp pmetric.HistogramDataPoint) {
-		a := dp.Attributes()
-		if str(a, "process.executable.name") != mremaptest.Comm {
-			return
-		}
-		expect(&p, "mremap.size.delta attributes", a.Len(), 2)
-		// Every resize is one page: 4096 = 2^12 is in the bucket (2^11, 2^12].
-		if dp.BucketCounts().At(12) != dp.Count() {
-			p.add("mremap.size.delta %s: buckets %v, want all %d in bucket 12", str(a, "mremap.resize"), dp.BucketCounts().AsRaw(), dp.Count())
-		}
-		gotSize[str(a, "mremap.resize")] = sizeWant{dp.Count(), uint64(dp.Sum())}
-	})
-	if fmt.Sprint(sorted(gotSize)) != fmt.Sprint(sorted(wantSize)) {
-		p.add("mremap.size.delta (count, sum) by resize = %v, want %v", sorted(gotSize), sorted(wantSize))
-	}
-
-	dur := metrics["mremap.duration"]
-	expect(&p, "mremap.duration unit", dur.Unit(), "s")
-	gotDur := map[string]uint64{}
-	checkHistogram(&p, dur, 34, 1e-9, func(dp pmetric.HistogramDataPoint) {
-		a := dp.Attributes()
-		expect(&p, "mremap.duration attributes", a.Len(), 2)
-		if dp.Sum() <= 0 || dp.Sum() > 10 {
-			p.add("mremap.duration %s/%s sum %v s", str(a, "mremap.move"), str(a, "mremap.result"), dp.Sum())
-		}
-		gotDur[str(a, "mremap.move")+"/"+str(a, "mremap.result")] += dp.Count()
-	})
-	if fmt.Sprint(sorted(gotDur)) != fmt.Sprint(sorted(wantDur)) {
-		p.add("mremap.duration counts = %v, want %v", sorted(gotDur), sorted(wantDur))
-	}
-	return p
 }
 
 func checkSum(p *problems, m pmetric.Metric, unit string, want map[string]int64, key func(pcommon.Map) (string, bool), nattrs int) {
