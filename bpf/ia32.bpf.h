@@ -4,8 +4,89 @@
 // the arguments in the i386 convention (bx, cx, dx, si, di). The programs
 // exist on every architecture, so that both objects hold the same set; off
 // x86-64 they are never attached.
+//
+// In tracepoint mode the raw_syscalls programs that catch 32-bit calls run
+// on every syscall of the host, so user space attaches them only while a
+// 32-bit program runs: ia32_procs holds those, found at start by ia32_scan
+// (a task iterator) and at each exec by ia32_exec, which tells user space
+// through ia32_starts; ia32_exit takes them out.
 #ifndef IA32_BPF_H
 #define IA32_BPF_H
+
+// The user code segment of 32-bit tasks (__USER32_CS): what their saved
+// registers show while they are in the kernel.
+#define USER32_CS 0x23
+
+// The 32-bit processes, by tgid: their start time.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_IA32_PROCS);
+	__type(key, __u32);
+	__type(value, __u64);
+} ia32_procs SEC(".maps");
+
+// The tgid of each 32-bit program started, for user space to attach.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} ia32_starts SEC(".maps");
+
+#if defined(__TARGET_ARCH_x86)
+// is_ia32_task tells whether task runs 32-bit code: its saved user
+// registers are in the 32-bit code segment.
+static __always_inline bool is_ia32_task(struct task_struct *task)
+{
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	return BPF_CORE_READ(regs, cs) == USER32_CS;
+}
+#endif
+
+// A process that execs becomes 32-bit or not (a 32-bit program may exec a
+// 64-bit one).
+SEC("tracepoint/sched/sched_process_exec")
+int ia32_exec(void *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!is_ia32_task(task)) {
+		bpf_map_delete_elem(&ia32_procs, &tgid);
+		return 0;
+	}
+	__u64 start = task->group_leader->start_time;
+	bpf_map_update_elem(&ia32_procs, &tgid, &start, BPF_ANY);
+	struct ia32_start s = { .tgid = tgid, .exec_ns = bpf_ktime_get_ns() };
+	bpf_ringbuf_output(&ia32_starts, &s, sizeof(s), BPF_RB_FORCE_WAKEUP);
+#endif
+	return 0;
+}
+
+// A process ends with its last thread: do_exit counts the live threads down
+// before this tracepoint.
+SEC("tracepoint/sched/sched_process_exit")
+int ia32_exit(void *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!task->signal->live.counter)
+		bpf_map_delete_elem(&ia32_procs, &tgid);
+	return 0;
+}
+
+// ia32_scan finds the 32-bit processes running when the tracer starts.
+SEC("iter/task")
+int ia32_scan(struct bpf_iter__task *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct task_struct *task = ctx->task;
+	if (!task || task->pid != task->tgid || !task->mm || !is_ia32_task(task))
+		return 0;
+	__u32 tgid = task->tgid;
+	__u64 start = task->start_time;
+	bpf_map_update_elem(&ia32_procs, &tgid, &start, BPF_ANY);
+#endif
+	return 0;
+}
 
 #if defined(__TARGET_ARCH_x86)
 static __always_inline int on_enter_ia32(struct pt_regs *regs)

@@ -47,6 +47,7 @@ const struct event *unused_event __attribute__((unused));
 const enum call_flag *unused_call_flag __attribute__((unused));
 const enum call_signal *unused_call_signal __attribute__((unused));
 const enum hist_slots *unused_hist_slots __attribute__((unused));
+const struct ia32_start *unused_ia32_start __attribute__((unused));
 const enum resize *unused_resize __attribute__((unused));
 const enum move *unused_move __attribute__((unused));
 const enum drop_reason *unused_drop_reason __attribute__((unused));

@@ -14,6 +14,8 @@
 #define MAX_SIGNAL_KEYS 4096
 // Threads in mremap(2) at once that inflight_lru holds (PREEMPT_RT kernels).
 #define MAX_INFLIGHT 10240
+// 32-bit processes that ia32_procs tracks at once.
+#define MAX_IA32_PROCS 4096
 
 // Ancestors of the calling task's cgroup that filter_cgroups checks, from
 // the root (level 0) down; the task's own cgroup is checked at any depth.
@@ -215,6 +217,13 @@ struct call_agg {
 struct signal_key {
 	struct comm comm;
 	__u32 signal; // the bit's index in enum call_signal
+};
+
+// A 32-bit program started (ia32_starts).
+struct ia32_start {
+	__u32 tgid;
+	__u32 pad;
+	__u64 exec_ns; // bpf_ktime_get_ns at its exec
 };
 
 // What user space tells the programs while they run (the limits array).

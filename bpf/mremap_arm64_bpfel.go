@@ -112,6 +112,13 @@ const (
 	MremapHistSlotsDURATION_SLOTS MremapHistSlots = 36
 )
 
+type MremapIa32Start struct {
+	_      structs.HostLayout
+	Tgid   uint32
+	Pad    uint32
+	ExecNs uint64
+}
+
 type MremapInflight struct {
 	_       structs.HostLayout
 	EnterNs uint64
@@ -198,6 +205,8 @@ const (
 	MremapMapCommFilter       = "comm_filter"
 	MremapMapDrops            = "drops"
 	MremapMapEvents           = "events"
+	MremapMapIa32Procs        = "ia32_procs"
+	MremapMapIa32Starts       = "ia32_starts"
 	MremapMapInflight         = "inflight"
 	MremapMapInflightLru      = "inflight_lru"
 	MremapMapLimitsMap        = "limits_map"
@@ -206,6 +215,9 @@ const (
 	MremapMapScratch          = "scratch"
 	MremapMapSignalCounts     = "signal_counts"
 	MremapProgClassifyCall    = "classify_call"
+	MremapProgIa32Exec        = "ia32_exec"
+	MremapProgIa32Exit        = "ia32_exit"
+	MremapProgIa32Scan        = "ia32_scan"
 	MremapProgIa32SysEnter    = "ia32_sys_enter"
 	MremapProgIa32SysExit     = "ia32_sys_exit"
 	MremapProgKprobeEnter     = "kprobe_enter"
@@ -231,6 +243,7 @@ const (
 	MremapVarUnusedDropReason = "unused_drop_reason"
 	MremapVarUnusedEvent      = "unused_event"
 	MremapVarUnusedHistSlots  = "unused_hist_slots"
+	MremapVarUnusedIa32Start  = "unused_ia32_start"
 	MremapVarUnusedMove       = "unused_move"
 	MremapVarUnusedResize     = "unused_resize"
 	MremapVarUnusedVmaFlag    = "unused_vma_flag"
@@ -280,6 +293,9 @@ type MremapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type MremapProgramSpecs struct {
 	ClassifyCall    *ebpf.ProgramSpec `ebpf:"classify_call"`
+	Ia32Exec        *ebpf.ProgramSpec `ebpf:"ia32_exec"`
+	Ia32Exit        *ebpf.ProgramSpec `ebpf:"ia32_exit"`
+	Ia32Scan        *ebpf.ProgramSpec `ebpf:"ia32_scan"`
 	Ia32SysEnter    *ebpf.ProgramSpec `ebpf:"ia32_sys_enter"`
 	Ia32SysExit     *ebpf.ProgramSpec `ebpf:"ia32_sys_exit"`
 	KprobeEnter     *ebpf.ProgramSpec `ebpf:"kprobe_enter"`
@@ -299,6 +315,8 @@ type MremapMapSpecs struct {
 	CommFilter   *ebpf.MapSpec `ebpf:"comm_filter"`
 	Drops        *ebpf.MapSpec `ebpf:"drops"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
+	Ia32Procs    *ebpf.MapSpec `ebpf:"ia32_procs"`
+	Ia32Starts   *ebpf.MapSpec `ebpf:"ia32_starts"`
 	Inflight     *ebpf.MapSpec `ebpf:"inflight"`
 	InflightLru  *ebpf.MapSpec `ebpf:"inflight_lru"`
 	LimitsMap    *ebpf.MapSpec `ebpf:"limits_map"`
@@ -330,6 +348,7 @@ type MremapVariableSpecs struct {
 	UnusedDropReason *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
 	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedHistSlots  *ebpf.VariableSpec `ebpf:"unused_hist_slots"`
+	UnusedIa32Start  *ebpf.VariableSpec `ebpf:"unused_ia32_start"`
 	UnusedMove       *ebpf.VariableSpec `ebpf:"unused_move"`
 	UnusedResize     *ebpf.VariableSpec `ebpf:"unused_resize"`
 	UnusedVmaFlag    *ebpf.VariableSpec `ebpf:"unused_vma_flag"`
@@ -362,6 +381,8 @@ type MremapMaps struct {
 	CommFilter   *ebpf.Map `ebpf:"comm_filter"`
 	Drops        *ebpf.Map `ebpf:"drops"`
 	Events       *ebpf.Map `ebpf:"events"`
+	Ia32Procs    *ebpf.Map `ebpf:"ia32_procs"`
+	Ia32Starts   *ebpf.Map `ebpf:"ia32_starts"`
 	Inflight     *ebpf.Map `ebpf:"inflight"`
 	InflightLru  *ebpf.Map `ebpf:"inflight_lru"`
 	LimitsMap    *ebpf.Map `ebpf:"limits_map"`
@@ -379,6 +400,8 @@ func (m *MremapMaps) Close() error {
 		m.CommFilter,
 		m.Drops,
 		m.Events,
+		m.Ia32Procs,
+		m.Ia32Starts,
 		m.Inflight,
 		m.InflightLru,
 		m.LimitsMap,
@@ -411,6 +434,7 @@ type MremapVariables struct {
 	UnusedDropReason *ebpf.Variable `ebpf:"unused_drop_reason"`
 	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
 	UnusedHistSlots  *ebpf.Variable `ebpf:"unused_hist_slots"`
+	UnusedIa32Start  *ebpf.Variable `ebpf:"unused_ia32_start"`
 	UnusedMove       *ebpf.Variable `ebpf:"unused_move"`
 	UnusedResize     *ebpf.Variable `ebpf:"unused_resize"`
 	UnusedVmaFlag    *ebpf.Variable `ebpf:"unused_vma_flag"`
@@ -422,6 +446,9 @@ type MremapVariables struct {
 // It can be passed to LoadMremapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MremapPrograms struct {
 	ClassifyCall    *ebpf.Program `ebpf:"classify_call"`
+	Ia32Exec        *ebpf.Program `ebpf:"ia32_exec"`
+	Ia32Exit        *ebpf.Program `ebpf:"ia32_exit"`
+	Ia32Scan        *ebpf.Program `ebpf:"ia32_scan"`
 	Ia32SysEnter    *ebpf.Program `ebpf:"ia32_sys_enter"`
 	Ia32SysExit     *ebpf.Program `ebpf:"ia32_sys_exit"`
 	KprobeEnter     *ebpf.Program `ebpf:"kprobe_enter"`
@@ -434,6 +461,9 @@ type MremapPrograms struct {
 func (p *MremapPrograms) Close() error {
 	return _MremapClose(
 		p.ClassifyCall,
+		p.Ia32Exec,
+		p.Ia32Exit,
+		p.Ia32Scan,
 		p.Ia32SysEnter,
 		p.Ia32SysExit,
 		p.KprobeEnter,

@@ -36,7 +36,12 @@ func main() {
 	rate := flag.Float64("rate", 0, "with -loop or -for: calls per second (0: as fast as possible)")
 	signals := flag.Bool("signals", false, "instead of the known calls, make the calls that raise each signal, and their look-alikes")
 	mapCountLimit := flag.Bool("map-count-limit", false, "instead of the known calls, fill the process up to vm.max_map_count mappings and make a call that needs one more")
+	sleep := flag.Duration("sleep", 0, "instead of the known calls, only sleep this long (a process that runs, for the tests)")
 	flag.Parse()
+	if *sleep > 0 {
+		time.Sleep(*sleep)
+		return
+	}
 	if *pairs > 0 || *during > 0 {
 		if err := loop(loopOptions{pairs: *pairs, during: *during, cpu: *cpu, rate: *rate}); err != nil {
 			fmt.Fprintln(os.Stderr, "mremap-helper:", err)

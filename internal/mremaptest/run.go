@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,9 @@ var (
 func HelperPath(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("MREMAP_HELPER"); p != "" {
+		if is32Bit(p) {
+			Hold32Bit(t, p)
+		}
 		return p
 	}
 	buildOnce.Do(func() {
@@ -195,7 +199,56 @@ func Helper386Path(t testing.TB) string {
 		}
 	}
 	require32BitExec(t, path)
+	Hold32Bit(t, path)
 	return path
+}
+
+// Hold32Bit keeps a 32-bit process (the Go helper built for 386, at
+// helper386, sleeping) running for the rest of the test: in tracepoint
+// mode the tracer attaches the raw_syscalls programs that catch 32-bit
+// callers only while a 32-bit program runs, and a tracer started now finds
+// this one at once. Calls the test's 32-bit helpers make are then all
+// seen, whenever they start.
+func Hold32Bit(t testing.TB, helper386 string) {
+	t.Helper()
+	cmd := exec.Command(helper386, "-sleep", "1h")
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start a 32-bit process: %v", err)
+	}
+	held.Lock()
+	held.m[t.Name()] = append(held.m[t.Name()], cmd)
+	held.Unlock()
+	t.Cleanup(func() { Stop32Bit(t) })
+}
+
+// held are the 32-bit processes Hold32Bit started, by test.
+var held = struct {
+	sync.Mutex
+	m map[string][]*exec.Cmd
+}{m: map[string][]*exec.Cmd{}}
+
+// Stop32Bit ends the 32-bit processes Hold32Bit started for the test.
+func Stop32Bit(t testing.TB) {
+	held.Lock()
+	cmds := held.m[t.Name()]
+	delete(held.m, t.Name())
+	held.Unlock()
+	for _, cmd := range cmds {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+}
+
+// is32Bit tells whether the program at path is a 32-bit ELF file.
+func is32Bit(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var ident [5]byte
+	_, err = io.ReadFull(f, ident[:])
+	return err == nil && string(ident[:4]) == "\x7fELF" && ident[4] == 1 // ELFCLASS32
 }
 
 // CommGlibc32 is the comm cmd/mremap-helper32 gives itself.
@@ -232,6 +285,7 @@ func HelperGlibc32Path(t testing.TB) string {
 		}
 	}
 	require32BitExec(t, path)
+	Helper386Path(t) // holds a 32-bit process for the test
 	return path
 }
 

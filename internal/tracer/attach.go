@@ -30,11 +30,19 @@ type attachment struct {
 type attachKind uint8
 
 const (
-	attachTracepoint    attachKind = iota // syscalls:<target>
-	attachRawTracepoint                   // raw_syscalls:<target>, a BPF raw tracepoint
+	attachTracepoint      attachKind = iota // syscalls:<target>
+	attachSchedTracepoint                   // sched:<target>
+	attachRawTracepoint                     // raw_syscalls:<target>, a BPF raw tracepoint
 	attachKprobe
 	attachKretprobe
 )
+
+// ia32Attachments are the raw_syscalls programs for 32-bit callers, exit
+// first.
+var ia32Attachments = []attachment{
+	{attachRawTracepoint, "sys_exit", bpf.MremapProgIa32SysExit},
+	{attachRawTracepoint, "sys_enter", bpf.MremapProgIa32SysEnter},
+}
 
 // attachments lists what a plan attaches, in order: every exit before any
 // entry, so that no entry is recorded before the exit that pairs it exists.
@@ -44,9 +52,15 @@ func attachments(p Plan) []attachment {
 	case ProbeTracepoint:
 		exits = append(exits, attachment{attachTracepoint, "sys_exit_mremap", bpf.MremapProgTracepointExit})
 		enters = append(enters, attachment{attachTracepoint, "sys_enter_mremap", bpf.MremapProgTracepointEnter})
-		if p.Ia32 == Ia32RawTracepoints {
-			exits = append(exits, attachment{attachRawTracepoint, "sys_exit", bpf.MremapProgIa32SysExit})
-			enters = append(enters, attachment{attachRawTracepoint, "sys_enter", bpf.MremapProgIa32SysEnter})
+		switch p.Ia32 {
+		case Ia32RawTracepoints:
+			// The raw_syscalls programs come and go with 32-bit programs
+			// (ia32watch.go); these tell when.
+			exits = append(exits, attachment{attachSchedTracepoint, "sched_process_exit", bpf.MremapProgIa32Exit})
+			enters = append(enters, attachment{attachSchedTracepoint, "sched_process_exec", bpf.MremapProgIa32Exec})
+		case Ia32RawTracepointsAlways:
+			exits = append(exits, ia32Attachments[0])
+			enters = append(enters, ia32Attachments[1])
 		}
 	case ProbeKprobe:
 		for i, sym := range p.kprobeSymbols {
@@ -83,6 +97,12 @@ func attachOne(a attachment, prog *ebpf.Program, k *kretprobes) (link.Link, erro
 		l, err := link.Tracepoint("syscalls", a.target, prog, nil)
 		if err != nil {
 			return nil, fmt.Errorf("attach tracepoint syscalls:%s: %w", a.target, err)
+		}
+		return l, nil
+	case attachSchedTracepoint:
+		l, err := link.Tracepoint("sched", a.target, prog, nil)
+		if err != nil {
+			return nil, fmt.Errorf("attach tracepoint sched:%s: %w", a.target, err)
 		}
 		return l, nil
 	case attachRawTracepoint:

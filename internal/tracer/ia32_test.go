@@ -4,11 +4,14 @@ package tracer
 
 import (
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
@@ -109,4 +112,49 @@ func TestIa32TracepointsOff(t *testing.T) {
 		n += c.Count
 	}
 	assert.Equal(t, uint64(len(made)), n, "64-bit calls")
+}
+
+// In tracepoint mode the raw_syscalls programs are attached only while a
+// 32-bit program runs: not before one starts, at once when one does (and
+// the tracer says after how long), until a while after the last one ends.
+// The 32-bit program's calls are all seen.
+func TestIa32OnDemand(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	if hereIa32(t) != Ia32RawTracepoints {
+		t.Skipf("tracepoint mode does not attach the raw tracepoints on demand here: %v", hereIa32(t))
+	}
+	helper := mremaptest.Helper386Path(t) // holds a 32-bit process for the test: ended below
+	starts := make(chan Ia32Start, 4)
+	tr := newTracer(t, Options{Probe: ProbeTracepoint, Filter: helperOnly(), ia32Hold: time.Second,
+		OnIa32Start: func(s Ia32Start) { starts <- s }})
+	assert.True(t, tr.Ia32Attached(), "a 32-bit process runs: the start finds it")
+	mremaptest.Stop32Bit(t)
+	require.Eventually(t, func() bool { return !tr.Ia32Attached() }, 10*time.Second, 50*time.Millisecond,
+		"the raw tracepoints stay attached with no 32-bit program")
+
+	// A 32-bit program starts: attached at once, and its calls are seen.
+	sleeper := exec.Command(helper, "-sleep", "10s")
+	require.NoError(t, sleeper.Start())
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	select {
+	case s := <-starts:
+		assert.Equal(t, uint32(sleeper.Process.Pid), s.TGID)
+		assert.Positive(t, s.Latency)
+		t.Logf("the raw tracepoints were attached %v after the 32-bit program's exec", s.Latency)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no 32-bit start reported")
+	}
+	assert.True(t, tr.Ia32Attached())
+	made := mremaptest.RunHelper(t, helper)
+	a, err := tr.ReadAggregates()
+	require.NoError(t, err)
+	var n uint64
+	for _, c := range a.Calls {
+		n += c.Count
+	}
+	assert.Equal(t, uint64(len(made)), n, "the 32-bit helper's calls")
+
+	sleeper.Process.Kill()
+	sleeper.Wait()
+	require.Eventually(t, func() bool { return !tr.Ia32Attached() }, 10*time.Second, 50*time.Millisecond)
 }

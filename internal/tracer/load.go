@@ -35,7 +35,11 @@ func programsOf(p Plan) []string {
 		return progs
 	case ProbeTracepoint:
 		progs := []string{bpf.MremapProgTracepointEnter, bpf.MremapProgTracepointExit}
-		if p.Ia32 == Ia32RawTracepoints {
+		switch p.Ia32 {
+		case Ia32RawTracepoints:
+			progs = append(progs, bpf.MremapProgIa32SysEnter, bpf.MremapProgIa32SysExit,
+				bpf.MremapProgIa32Exec, bpf.MremapProgIa32Exit, bpf.MremapProgIa32Scan)
+		case Ia32RawTracepointsAlways:
 			progs = append(progs, bpf.MremapProgIa32SysEnter, bpf.MremapProgIa32SysExit)
 		}
 		return progs

@@ -5,6 +5,7 @@ package tracer
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Filter selects calls in the kernel. The zero Filter selects everything.
@@ -46,10 +47,16 @@ type Options struct {
 	// cost. Kprobe mode is not affected.
 	SkipIa32Tracepoints bool
 	Filter              Filter
+	// OnIa32Start is called, from a goroutine of the tracer, for each
+	// 32-bit program that starts while none runs, in tracepoint mode: its
+	// calls are seen from when the raw_syscalls programs are attached.
+	OnIa32Start func(Ia32Start)
 
 	// pairing overrides the kernel's choice of where calls in flight are
 	// kept (for tests and benchmarks of both on one kernel).
 	pairing Pairing
+	// ia32Hold overrides ia32Hold (for tests).
+	ia32Hold time.Duration
 }
 
 func (o Options) validate() error {

@@ -108,13 +108,14 @@ type Unraised struct {
 type Ia32 uint8
 
 const (
-	Ia32None                Ia32 = iota // nothing to catch: not x86-64, or no ia32 emulation built in
-	Ia32Kprobe                          // kprobe mode attaches __ia32_sys_mremap
-	Ia32RawTracepoints                  // tracepoint mode attaches the raw_syscalls programs
-	Ia32Skipped                         // Options.SkipIa32Tracepoints
-	Ia32KallsymsUnreadable              // /proc/kallsyms could not be read (Ia32Err)
-	Ia32EmulationOff                    // ia32_emulation=0 on the kernel command line
-	Ia32EmulationDefaultOff             // CONFIG_IA32_EMULATION_DEFAULT_DISABLED, not turned on
+	Ia32None                 Ia32 = iota // nothing to catch: not x86-64, or no ia32 emulation built in
+	Ia32Kprobe                           // kprobe mode attaches __ia32_sys_mremap
+	Ia32RawTracepoints                   // tracepoint mode attaches the raw_syscalls programs while a 32-bit program runs
+	Ia32RawTracepointsAlways             // ... all the time: the kernel cannot tell 32-bit programs (no bpf_task_pt_regs)
+	Ia32Skipped                          // Options.SkipIa32Tracepoints
+	Ia32KallsymsUnreadable               // /proc/kallsyms could not be read (Ia32Err)
+	Ia32EmulationOff                     // ia32_emulation=0 on the kernel command line
+	Ia32EmulationDefaultOff              // CONFIG_IA32_EMULATION_DEFAULT_DISABLED, not turned on
 )
 
 // plan chooses how to run with opts on this kernel, or says what the kernel
@@ -264,8 +265,13 @@ func (f facts) chooseIa32(probe Probe, opts Options) (Ia32, error) {
 		return Ia32None, nil
 	}
 	why := f.ia32.ia32Raw()
-	if why == Ia32RawTracepoints && opts.SkipIa32Tracepoints {
+	switch {
+	case why == Ia32RawTracepoints && opts.SkipIa32Tracepoints:
 		return Ia32Skipped, nil
+	case why == Ia32RawTracepoints && f.lacksHelper(probe, helperTaskPtRegs) != "":
+		// Telling a 32-bit program from a 64-bit one reads its saved
+		// registers.
+		return Ia32RawTracepointsAlways, nil
 	}
 	return why, f.ia32.kallsymsErr
 }

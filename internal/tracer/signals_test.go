@@ -4,6 +4,8 @@ package tracer
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -120,4 +122,59 @@ func TestMapCountLimit(t *testing.T) {
 func writeSysctl(t *testing.T, value string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile("/proc/sys/vm/max_map_count", []byte(value), 0o644))
+}
+
+// What benign programs do raises nothing: glibc's realloc growing a large
+// buffer, a Python bytearray growing, the Go helper's resizes in place.
+func TestBenignProgramsRaiseNothing(t *testing.T) {
+	mremaptest.RequireBPF(t)
+	helper := mremaptest.HelperPath(t)
+	dir := t.TempDir()
+	programs := map[string][]string{"mremap-helper": {helper, "-loop", "100"}}
+	if python, err := exec.LookPath("python3"); err == nil {
+		programs["python3"] = []string{python, "-c", "b = bytearray()\nfor _ in range(64): b += b'x' * (1 << 20)"}
+	} else {
+		t.Log("python3 not found: the bytearray case is not run")
+	}
+	realloc := filepath.Join(dir, "realloc-grow")
+	cc := exec.Command("gcc", "-O1", "-o", realloc, "-x", "c", "-")
+	cc.Stdin = strings.NewReader(`#include <stdlib.h>
+#include <string.h>
+int main(void) {
+	char *p = NULL;
+	for (size_t n = 1 << 20; n <= (size_t)64 << 20; n += 1 << 20) {
+		p = realloc(p, n);
+		if (!p) return 1;
+		memset(p + n - (1 << 20), 1, 1 << 20);
+	}
+	free(p);
+	return 0;
+}
+`)
+	if out, err := cc.CombinedOutput(); err == nil {
+		programs["realloc-grow"] = []string{realloc}
+	} else {
+		t.Logf("gcc cannot build the realloc program (%v: %s): its case is not run", err, out)
+	}
+	var comms []string
+	for comm := range programs {
+		comms = append(comms, comm)
+	}
+	tr := newTracer(t, Options{Probe: ProbeAuto, Filter: Filter{Comms: comms}})
+	for comm, argv := range programs {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", comm, err, out)
+		}
+	}
+	a, err := tr.ReadAggregates()
+	require.NoError(t, err)
+	calls := map[string]uint64{}
+	for _, c := range a.Calls {
+		calls[c.Comm] += c.Count
+	}
+	for comm := range programs {
+		assert.NotZero(t, calls[comm], "%s made no mremap call", comm)
+	}
+	assert.Empty(t, a.Signals, "signals raised by benign programs")
+	t.Logf("calls by program: %v", calls)
 }

@@ -37,7 +37,8 @@ type Tracer struct {
 	linksMu     sync.Mutex // guards links and kretprobes against Stop
 	links       []link.Link
 	kretprobes  *kretprobes
-	finalMissed uint64 // probe misses when Stop detached the probes
+	ia32        *ia32Watcher // with Ia32RawTracepoints; stopped with the links
+	finalMissed uint64       // probe misses when Stop detached the probes
 	stopped     atomic.Bool
 
 	reader  *ringbuf.Reader // nil without Options.Events
@@ -101,6 +102,18 @@ func open(opts Options, plan Plan, tracefs string) (_ *Tracer, err error) {
 		}
 	}()
 
+	var ia32 *ia32Watcher
+	if plan.Ia32 == Ia32RawTracepoints {
+		if ia32, err = newIa32Watcher(objs, opts.OnIa32Start, opts.ia32Hold); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				ia32.stop()
+			}
+		}()
+	}
+
 	var reader *ringbuf.Reader
 	if opts.Events {
 		if reader, err = ringbuf.NewReader(objs.maps.Events); err != nil {
@@ -109,9 +122,31 @@ func open(opts Options, plan Plan, tracefs string) (_ *Tracer, err error) {
 		reader.SetDeadline(time.Now().Add(pollInterval))
 	}
 	return &Tracer{
-		plan: plan, objs: objs, links: links, kretprobes: k,
+		plan: plan, objs: objs, links: links, kretprobes: k, ia32: ia32,
 		reader: reader, clock: NewClock(), clockAt: time.Now(),
 	}, nil
+}
+
+// Ia32Attached tells whether the raw_syscalls programs that catch 32-bit
+// callers in tracepoint mode are attached: with Ia32RawTracepoints, while a
+// 32-bit program runs.
+func (t *Tracer) Ia32Attached() bool {
+	t.linksMu.Lock()
+	defer t.linksMu.Unlock()
+	if t.ia32 != nil {
+		return t.ia32.Attached()
+	}
+	return t.plan.Ia32 == Ia32RawTracepointsAlways && t.links != nil
+}
+
+// stopIa32 stops the watch of 32-bit programs, once (t.linksMu held).
+func (t *Tracer) stopIa32() error {
+	if t.ia32 == nil {
+		return nil
+	}
+	err := t.ia32.stop()
+	t.ia32 = nil
+	return err
 }
 
 // Probe is the mode the tracer attached in: kprobe or tracepoint.
@@ -144,7 +179,7 @@ func (t *Tracer) Stop() error {
 	// with them: take the last count before.
 	missed, err := t.kretprobes.missed()
 	t.finalMissed = missed
-	errs := []error{err, closeLinks(t.links)}
+	errs := []error{err, t.stopIa32(), closeLinks(t.links)}
 	t.links = nil
 	t.stopped.Store(true)
 	// A program that was running on another CPU when its link closed may
@@ -166,7 +201,7 @@ func (t *Tracer) Close() error {
 		errs = append(errs, t.reader.Close())
 	}
 	t.linksMu.Lock()
-	errs = append(errs, closeLinks(t.links))
+	errs = append(errs, t.stopIa32(), closeLinks(t.links))
 	t.links = nil
 	t.linksMu.Unlock()
 	errs = append(errs, t.objs.Close())

@@ -84,6 +84,10 @@ func (r *mremapReceiver) open() error {
 		return fmt.Errorf("mremap receiver: %w", err)
 	}
 	opts.Filter.CgroupIDs = ids
+	opts.OnIa32Start = func(s tracer.Ia32Start) {
+		r.set.Logger.Info("a 32-bit program started while none ran: the raw_syscalls programs that catch its mremap calls were attached after its exec; calls it made before are not seen",
+			zap.Uint32("process.pid", s.TGID), zap.Duration("after", s.Latency))
+	}
 	t, err := tracer.New(opts)
 	if err != nil {
 		return startError(err)

@@ -72,7 +72,9 @@ func ia32Reason(p tracer.Plan) string {
 	const notAttached = "so no 32-bit program runs; the raw_syscalls raw tracepoints, which would run on every syscall, are not attached"
 	switch p.Ia32 {
 	case tracer.Ia32RawTracepoints:
-		return "32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls:sys_enter/sys_exit raw tracepoints filtered in the kernel to the i386 mremap (163)"
+		return "32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls:sys_enter/sys_exit raw tracepoints filtered in the kernel to the i386 mremap (163), attached only while a 32-bit program runs (they run on every syscall)"
+	case tracer.Ia32RawTracepointsAlways:
+		return "32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls:sys_enter/sys_exit raw tracepoints filtered in the kernel to the i386 mremap (163), attached all the time: this kernel cannot tell 32-bit programs apart (bpf_task_pt_regs, Linux 5.15)"
 	case tracer.Ia32Skipped:
 		return "32-bit (ia32) calls are not seen: ia32_raw_tracepoints is off, so the raw_syscalls programs that would catch them (and run on every syscall) are not attached"
 	case tracer.Ia32KallsymsUnreadable:

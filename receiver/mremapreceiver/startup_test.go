@@ -32,7 +32,7 @@ func TestStartupReason(t *testing.T) {
 		{"auto chose tracepoint", plan(func(p *tracer.Plan) {
 			p.Probe, p.ProbeChoice, p.KprobesWhy, p.Ia32 = tracer.ProbeTracepoint, tracer.ChoiceAuto, noKprobes, tracer.Ia32RawTracepoints
 		}), []string{"probe auto chose tracepoint: " + noKprobes, "pairing: task storage",
-			"32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls:sys_enter/sys_exit raw tracepoints filtered in the kernel to the i386 mremap (163)"}},
+			"32-bit (ia32) calls, which syscall tracepoints skip, are caught by raw_syscalls:sys_enter/sys_exit raw tracepoints filtered in the kernel to the i386 mremap (163), attached only while a 32-bit program runs (they run on every syscall)"}},
 		{"auto fell back", plan(func(p *tracer.Plan) {
 			p.Probe, p.ProbeChoice, p.KprobeErr = tracer.ProbeTracepoint, tracer.ChoiceAutoFallback, errors.New("attach kretprobe __x64_sys_mremap: permission denied")
 		}), []string{"probe auto chose tracepoint: attaching kprobes failed: attach kretprobe __x64_sys_mremap: permission denied", "pairing: task storage"}},
