@@ -37,16 +37,18 @@ static const struct call_agg zero_agg;
 static const __u64 zero_count;
 
 // aggregate counts the call of the process comm, with its outcome o, its
-// duration in nanoseconds and the signals it raised. It returns false if a
+// duration in nanoseconds, the signals it raised and its process's map
+// count. It returns false if a
 // map was full, and the call is missing from some aggregate.
 static __always_inline bool aggregate(const struct comm *comm, const struct outcome *o,
-				      __u64 duration, __u16 signals)
+				      __u64 duration, __u16 signals, __u32 map_count)
 {
 	struct call_key ck = { .comm = *comm, .resize = o->resize, .move = o->move, .err = o->err };
 	struct call_agg *a = lookup_or_try_init(&calls_by_key, &ck, &zero_agg);
 	if (!a)
 		return false;
 	__sync_fetch_and_add(&a->count, 1);
+	a->map_count = map_count; // the latest wins: a plain 8-byte store
 	// barrier_var: the compiler must not fold the bounds checks into
 	// hist_slot's clamp, where the verifier loses track of them.
 	__u32 slot = hist_slot(duration, DURATION_SLOTS);

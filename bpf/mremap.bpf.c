@@ -108,7 +108,7 @@ static __always_inline int on_exit(long ret)
 		__u32 map_count = task->mm->map_count;
 		__u16 signals = call_signals(in, &o, map_count);
 		comm_of(&comm);
-		if (!aggregate(&comm, &o, now - enter_ns, signals))
+		if (!aggregate(&comm, &o, now - enter_ns, signals, map_count))
 			count_drop(DROP_CARDINALITY_LIMIT);
 		submit_record(in, id, &comm, &o, signals, map_count, ret, enter_ns, now);
 	}

@@ -202,11 +202,13 @@ struct call_key {
 	__u16 err;   // errno, 0 for success
 };
 
-// The aggregate of the calls of one call_key: how many, and the log2
-// histograms of their durations (ns) and, for successful calls that grew
-// or shrank a mapping, of abs(new_size - old_size).
+// The aggregate of the calls of one call_key: how many, the latest one's
+// map count, and the log2 histograms of their durations (ns) and, for
+// successful calls that grew or shrank a mapping, of abs(new_size -
+// old_size).
 struct call_agg {
 	__u64 count;
+	__u64 map_count; // mm->map_count of the process at the latest call's exit
 	__u64 size_sum;
 	__u64 duration_sum;
 	__u64 size_slots[SIZE_SLOTS];

@@ -16,6 +16,7 @@ import (
 type MremapCallAgg struct {
 	_             structs.HostLayout
 	Count         uint64
+	MapCount      uint64
 	SizeSum       uint64
 	DurationSum   uint64
 	SizeSlots     [42]uint64

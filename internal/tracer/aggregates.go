@@ -92,6 +92,13 @@ type SignalCount struct {
 	Count  uint64
 }
 
+// MapCount is the largest number of mappings (mm->map_count) a process of
+// one name had at its latest calls.
+type MapCount struct {
+	Comm  string
+	Count uint64
+}
+
 // Aggregates are the kernel's cumulative counts since the programs were
 // loaded.
 type Aggregates struct {
@@ -99,5 +106,8 @@ type Aggregates struct {
 	SizeDeltas []SizeDeltas
 	Durations  []Durations
 	Signals    []SignalCount
-	Drops      Drops
+	MapCounts  []MapCount
+	// MaxMapCount is vm.max_map_count, as it was read with them.
+	MaxMapCount uint64
+	Drops       Drops
 }

@@ -15,14 +15,14 @@ import (
 // programs vm.max_map_count again, so that a change of the sysctl is seen.
 func (t *Tracer) ReadAggregates() (*Aggregates, error) {
 	m := &t.objs.maps
-	if err := writeLimits(m.LimitsMap); err != nil {
+	limit, err := writeLimits(m.LimitsMap)
+	if err != nil {
 		return nil, err
 	}
-	a := &Aggregates{}
+	a := &Aggregates{MaxMapCount: limit}
 	if err := readCallAggregates(m.CallsByKey, a); err != nil {
 		return nil, err
 	}
-	var err error
 	if a.Signals, err = readSignals(m.SignalCounts); err != nil {
 		return nil, err
 	}
@@ -50,6 +50,7 @@ func readCallAggregates(m *ebpf.Map, a *Aggregates) error {
 	}
 	sizes := map[sizeKey]*SizeDeltas{}
 	durations := map[durationKey]*Durations{}
+	mapCounts := map[string]uint64{}
 	var (
 		k   bpf.MremapCallKey
 		agg bpf.MremapCallAgg
@@ -58,6 +59,7 @@ func readCallAggregates(m *ebpf.Map, a *Aggregates) error {
 	for it.Next(&k, &agg) {
 		c := CallCount{Comm: commString(k.Comm.Name), Resize: mremap.Resize(k.Resize), Move: mremap.Move(k.Move), Errno: k.Err, Count: agg.Count}
 		a.Calls = append(a.Calls, c)
+		mapCounts[c.Comm] = max(mapCounts[c.Comm], agg.MapCount)
 		if c.Errno == 0 && c.Resize != mremap.ResizeNone {
 			sk := sizeKey{c.Comm, c.Resize}
 			if sizes[sk] == nil {
@@ -79,6 +81,9 @@ func readCallAggregates(m *ebpf.Map, a *Aggregates) error {
 	}
 	for _, d := range durations {
 		a.Durations = append(a.Durations, *d)
+	}
+	for comm, n := range mapCounts {
+		a.MapCounts = append(a.MapCounts, MapCount{Comm: comm, Count: n})
 	}
 	return nil
 }

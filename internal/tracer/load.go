@@ -65,7 +65,7 @@ func load(opts Options, p Plan) (_ *objects, err error) {
 		o.Close()
 		return nil, err
 	}
-	if err := writeLimits(o.maps.LimitsMap); err != nil {
+	if _, err := writeLimits(o.maps.LimitsMap); err != nil {
 		o.Close()
 		return nil, err
 	}

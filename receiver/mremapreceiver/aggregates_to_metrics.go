@@ -88,6 +88,12 @@ func (c *metricConverter) toMetrics(a *tracer.Aggregates, now pcommon.Timestamp)
 	for k, n := range moves {
 		c.mb.RecordMremapMovesDataPoint(now, int64(n), k.comm, metadata.MapAttributeMremapMove[k.move.String()])
 	}
+	for _, m := range a.MapCounts {
+		c.mb.RecordMremapProcessMapCountDataPoint(now, int64(m.Count), m.Comm)
+	}
+	if a.MaxMapCount > 0 {
+		c.mb.RecordMremapMapCountLimitDataPoint(now, int64(a.MaxMapCount))
+	}
 	for _, s := range a.Signals {
 		c.mb.RecordMremapSignalsDataPoint(now, int64(s.Count), s.Comm, metadata.MapAttributeMremapSignal[s.Signal.String()])
 	}

@@ -38,6 +38,8 @@ var ignoreSetByUser = cmpopts.IgnoreUnexported(
 	metadata.MremapEventsDroppedMetricConfig{},
 	metadata.MremapMovesMetricConfig{},
 	metadata.MremapSignalsMetricConfig{},
+	metadata.MremapMapCountLimitMetricConfig{},
+	metadata.MremapProcessMapCountMetricConfig{},
 	metadata.ResourceAttributeConfig{},
 )
 

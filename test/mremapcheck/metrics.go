@@ -36,7 +36,8 @@ func Metrics(md pmetric.Metrics, probe string) []string {
 			metrics[sm.Metrics().At(j).Name()] = sm.Metrics().At(j)
 		}
 	}
-	for _, name := range []string{"mremap.calls", "mremap.moves", "mremap.size.delta", "mremap.duration", "mremap.events.dropped", "mremap.signals"} {
+	for _, name := range []string{"mremap.calls", "mremap.moves", "mremap.size.delta", "mremap.duration", "mremap.events.dropped", "mremap.signals",
+		"mremap.process.map_count", "mremap.map_count.limit"} {
 		if _, ok := metrics[name]; !ok {
 			p.add("metric %s missing", name)
 		}
@@ -89,6 +90,8 @@ func Metrics(md pmetric.Metrics, probe string) []string {
 	checkSum(&p, metrics["mremap.events.dropped"], "{event}", map[string]int64{
 		"ring_buffer_full": 0, "rate_limited": 0, "unpaired": 0, "probe_missed": 0, "cardinality_limit": 0, "malformed_record": 0,
 	}, func(a pcommon.Map) (string, bool) { return str(a, "reason"), true }, 1)
+
+	checkMapCounts(&p, metrics["mremap.process.map_count"], metrics["mremap.map_count.limit"])
 
 	size := metrics["mremap.size.delta"]
 	expect(&p, "mremap.size.delta unit", size.Unit(), "By")
@@ -182,5 +185,31 @@ func checkHistogram(p *problems, m pmetric.Metric, maxExp int, scale float64, ea
 			p.add("%s: start %v, time %v", m.Name(), dp.StartTimestamp(), dp.Timestamp())
 		}
 		each(dp)
+	}
+}
+
+// checkMapCounts checks the helper's map count (a few dozen mappings) and
+// the limit (vm.max_map_count).
+func checkMapCounts(p *problems, count, limit pmetric.Metric) {
+	expect(p, "mremap.process.map_count unit", count.Unit(), "{mapping}")
+	found := false
+	for _, dp := range count.Gauge().DataPoints().All() {
+		if str(dp.Attributes(), "process.executable.name") == mremaptest.Comm {
+			found = true
+			if dp.IntValue() < 10 || dp.IntValue() > 1<<20 {
+				p.add("mremap.process.map_count of %s = %d", mremaptest.Comm, dp.IntValue())
+			}
+		}
+	}
+	if !found {
+		p.add("no mremap.process.map_count of %s", mremaptest.Comm)
+	}
+	want, err := mremaptest.MaxMapCount()
+	if err != nil {
+		p.add("read vm.max_map_count: %v", err)
+		return
+	}
+	if dps := limit.Gauge().DataPoints(); dps.Len() != 1 || dps.At(0).IntValue() != int64(want) {
+		p.add("mremap.map_count.limit = %v, want %d", dps.At(0).IntValue(), want)
 	}
 }

@@ -108,6 +108,26 @@ func (ms *MremapEventsDroppedMetricConfig) Validate() error {
 	return nil
 }
 
+// MremapMapCountLimitMetricConfig provides config for the mremap.map_count.limit metric.
+type MremapMapCountLimitMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+}
+
+func (ms *MremapMapCountLimitMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
 // MremapMovesMetricAttributeKey specifies the key of an attribute for the mremap.moves metric.
 type MremapMovesMetricAttributeKey string
 
@@ -145,6 +165,54 @@ func (ms *MremapMovesMetricConfig) Validate() error {
 		case MremapMovesMetricAttributeKeyProcessExecutableName, MremapMovesMetricAttributeKeyMremapMove:
 		default:
 			return fmt.Errorf("metric mremap.moves doesn't have an attribute %v, valid attributes: [process.executable.name, mremap.move]", val)
+		}
+	}
+
+	switch ms.AggregationStrategy {
+	case AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax:
+	default:
+		return fmt.Errorf("invalid aggregation strategy %q, valid strategies: [%s, %s, %s, %s]", ms.AggregationStrategy, AggregationStrategySum, AggregationStrategyAvg, AggregationStrategyMin, AggregationStrategyMax)
+	}
+
+	return nil
+}
+
+// MremapProcessMapCountMetricAttributeKey specifies the key of an attribute for the mremap.process.map_count metric.
+type MremapProcessMapCountMetricAttributeKey string
+
+const (
+	MremapProcessMapCountMetricAttributeKeyProcessExecutableName MremapProcessMapCountMetricAttributeKey = "process.executable.name"
+)
+
+// MremapProcessMapCountMetricConfig provides config for the mremap.process.map_count metric.
+type MremapProcessMapCountMetricConfig struct {
+	Enabled          bool `mapstructure:"enabled"`
+	enabledSetByUser bool
+
+	AggregationStrategy string                                    `mapstructure:"aggregation_strategy"`
+	EnabledAttributes   []MremapProcessMapCountMetricAttributeKey `mapstructure:"attributes"`
+}
+
+func (ms *MremapProcessMapCountMetricConfig) Unmarshal(parser *confmap.Conf) error {
+	if parser == nil {
+		return nil
+	}
+
+	err := parser.Unmarshal(ms)
+	if err != nil {
+		return err
+	}
+
+	ms.enabledSetByUser = parser.IsSet("enabled")
+	return nil
+}
+
+func (ms *MremapProcessMapCountMetricConfig) Validate() error {
+	for _, val := range ms.EnabledAttributes {
+		switch val {
+		case MremapProcessMapCountMetricAttributeKeyProcessExecutableName:
+		default:
+			return fmt.Errorf("metric mremap.process.map_count doesn't have an attribute %v, valid attributes: [process.executable.name]", val)
 		}
 	}
 
@@ -208,10 +276,12 @@ func (ms *MremapSignalsMetricConfig) Validate() error {
 
 // MetricsConfig provides config for mremap metrics.
 type MetricsConfig struct {
-	MremapCalls         MremapCallsMetricConfig         `mapstructure:"mremap.calls"`
-	MremapEventsDropped MremapEventsDroppedMetricConfig `mapstructure:"mremap.events.dropped"`
-	MremapMoves         MremapMovesMetricConfig         `mapstructure:"mremap.moves"`
-	MremapSignals       MremapSignalsMetricConfig       `mapstructure:"mremap.signals"`
+	MremapCalls           MremapCallsMetricConfig           `mapstructure:"mremap.calls"`
+	MremapEventsDropped   MremapEventsDroppedMetricConfig   `mapstructure:"mremap.events.dropped"`
+	MremapMapCountLimit   MremapMapCountLimitMetricConfig   `mapstructure:"mremap.map_count.limit"`
+	MremapMoves           MremapMovesMetricConfig           `mapstructure:"mremap.moves"`
+	MremapProcessMapCount MremapProcessMapCountMetricConfig `mapstructure:"mremap.process.map_count"`
+	MremapSignals         MremapSignalsMetricConfig         `mapstructure:"mremap.signals"`
 }
 
 func DefaultMetricsConfig() MetricsConfig {
@@ -226,10 +296,18 @@ func DefaultMetricsConfig() MetricsConfig {
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []MremapEventsDroppedMetricAttributeKey{MremapEventsDroppedMetricAttributeKeyReason},
 		},
+		MremapMapCountLimit: MremapMapCountLimitMetricConfig{
+			Enabled: true,
+		},
 		MremapMoves: MremapMovesMetricConfig{
 			Enabled:             true,
 			AggregationStrategy: AggregationStrategySum,
 			EnabledAttributes:   []MremapMovesMetricAttributeKey{MremapMovesMetricAttributeKeyProcessExecutableName, MremapMovesMetricAttributeKeyMremapMove},
+		},
+		MremapProcessMapCount: MremapProcessMapCountMetricConfig{
+			Enabled:             true,
+			AggregationStrategy: AggregationStrategyAvg,
+			EnabledAttributes:   []MremapProcessMapCountMetricAttributeKey{MremapProcessMapCountMetricAttributeKeyProcessExecutableName},
 		},
 		MremapSignals: MremapSignalsMetricConfig{
 			Enabled:             true,

@@ -36,10 +36,18 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []MremapEventsDroppedMetricAttributeKey{MremapEventsDroppedMetricAttributeKeyReason},
 					},
+					MremapMapCountLimit: MremapMapCountLimitMetricConfig{
+						Enabled: true,
+					},
 					MremapMoves: MremapMovesMetricConfig{
 						Enabled:             true,
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []MremapMovesMetricAttributeKey{MremapMovesMetricAttributeKeyProcessExecutableName, MremapMovesMetricAttributeKeyMremapMove},
+					},
+					MremapProcessMapCount: MremapProcessMapCountMetricConfig{
+						Enabled:             true,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []MremapProcessMapCountMetricAttributeKey{MremapProcessMapCountMetricAttributeKeyProcessExecutableName},
 					},
 					MremapSignals: MremapSignalsMetricConfig{
 						Enabled:             true,
@@ -67,10 +75,18 @@ func TestMetricsBuilderConfig(t *testing.T) {
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []MremapEventsDroppedMetricAttributeKey{MremapEventsDroppedMetricAttributeKeyReason},
 					},
+					MremapMapCountLimit: MremapMapCountLimitMetricConfig{
+						Enabled: false,
+					},
 					MremapMoves: MremapMovesMetricConfig{
 						Enabled:             false,
 						AggregationStrategy: AggregationStrategySum,
 						EnabledAttributes:   []MremapMovesMetricAttributeKey{MremapMovesMetricAttributeKeyProcessExecutableName, MremapMovesMetricAttributeKeyMremapMove},
+					},
+					MremapProcessMapCount: MremapProcessMapCountMetricConfig{
+						Enabled:             false,
+						AggregationStrategy: AggregationStrategyAvg,
+						EnabledAttributes:   []MremapProcessMapCountMetricAttributeKey{MremapProcessMapCountMetricAttributeKeyProcessExecutableName},
 					},
 					MremapSignals: MremapSignalsMetricConfig{
 						Enabled:             false,
@@ -88,7 +104,7 @@ func TestMetricsBuilderConfig(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadMetricsBuilderConfig(t, tt.name)
-			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(MremapCallsMetricConfig{}, MremapEventsDroppedMetricConfig{}, MremapMovesMetricConfig{}, MremapSignalsMetricConfig{}, ResourceAttributeConfig{}))
+			diff := cmp.Diff(tt.want, cfg, cmpopts.IgnoreUnexported(MremapCallsMetricConfig{}, MremapEventsDroppedMetricConfig{}, MremapMapCountLimitMetricConfig{}, MremapMovesMetricConfig{}, MremapProcessMapCountMetricConfig{}, MremapSignalsMetricConfig{}, ResourceAttributeConfig{}))
 			require.Emptyf(t, diff, "Config mismatch (-expected +actual):\n%s", diff)
 		})
 	}
@@ -125,6 +141,18 @@ func TestMremapMovesMetricsConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "metric mremap.moves doesn't have an attribute invalid, valid attributes: [process.executable.name, mremap.move]")
 
 	cfg = DefaultMetricsConfig().MremapMoves
+	cfg.AggregationStrategy = "invalid"
+	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
+}
+
+func TestMremapProcessMapCountMetricsConfig_Validate(t *testing.T) {
+	cfg := DefaultMetricsConfig().MremapProcessMapCount
+	require.NoError(t, cfg.Validate())
+
+	cfg.EnabledAttributes = []MremapProcessMapCountMetricAttributeKey{"invalid"}
+	require.ErrorContains(t, cfg.Validate(), "metric mremap.process.map_count doesn't have an attribute invalid, valid attributes: [process.executable.name]")
+
+	cfg = DefaultMetricsConfig().MremapProcessMapCount
 	cfg.AggregationStrategy = "invalid"
 	require.ErrorContains(t, cfg.Validate(), "invalid aggregation strategy")
 }

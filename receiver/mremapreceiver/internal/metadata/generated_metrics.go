@@ -188,9 +188,16 @@ var MetricsInfo = metricsInfo{
 		Name:       "mremap.events.dropped",
 		Attributes: []string{"reason"},
 	},
+	MremapMapCountLimit: metricInfo{
+		Name: "mremap.map_count.limit",
+	},
 	MremapMoves: metricInfo{
 		Name:       "mremap.moves",
 		Attributes: []string{"process.executable.name", "mremap.move"},
+	},
+	MremapProcessMapCount: metricInfo{
+		Name:       "mremap.process.map_count",
+		Attributes: []string{"process.executable.name"},
 	},
 	MremapSignals: metricInfo{
 		Name:       "mremap.signals",
@@ -199,10 +206,12 @@ var MetricsInfo = metricsInfo{
 }
 
 type metricsInfo struct {
-	MremapCalls         metricInfo
-	MremapEventsDropped metricInfo
-	MremapMoves         metricInfo
-	MremapSignals       metricInfo
+	MremapCalls           metricInfo
+	MremapEventsDropped   metricInfo
+	MremapMapCountLimit   metricInfo
+	MremapMoves           metricInfo
+	MremapProcessMapCount metricInfo
+	MremapSignals         metricInfo
 }
 
 type metricInfo struct {
@@ -401,6 +410,56 @@ func newMetricMremapEventsDropped(cfg MremapEventsDroppedMetricConfig) metricMre
 	return m
 }
 
+type metricMremapMapCountLimit struct {
+	data     pmetric.Metric                  // data buffer for generated metric.
+	config   MremapMapCountLimitMetricConfig // metric config provided by user.
+	capacity int                             // max observed number of data points added to the metric.
+}
+
+// init fills mremap.map_count.limit metric with initial data.
+func (m *metricMremapMapCountLimit) init() {
+	m.data.SetName("mremap.map_count.limit")
+	m.data.SetDescription("vm.max_map_count, how many mappings a process may have, as read with the aggregates.")
+	m.data.SetUnit("{mapping}")
+	m.data.SetEmptyGauge()
+}
+
+func (m *metricMremapMapCountLimit) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64) {
+	if !m.config.Enabled {
+		return
+	}
+	dp := m.data.Gauge().DataPoints().AppendEmpty()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	dp.SetIntValue(val)
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricMremapMapCountLimit) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricMremapMapCountLimit) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricMremapMapCountLimit(cfg MremapMapCountLimitMetricConfig) metricMremapMapCountLimit {
+	m := metricMremapMapCountLimit{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
 type metricMremapMoves struct {
 	data          pmetric.Metric          // data buffer for generated metric.
 	config        MremapMovesMetricConfig // metric config provided by user.
@@ -487,6 +546,95 @@ func (m *metricMremapMoves) emit(metrics pmetric.MetricSlice) {
 
 func newMetricMremapMoves(cfg MremapMovesMetricConfig) metricMremapMoves {
 	m := metricMremapMoves{config: cfg}
+
+	if cfg.Enabled {
+		m.data = pmetric.NewMetric()
+		m.init()
+	}
+	return m
+}
+
+type metricMremapProcessMapCount struct {
+	data          pmetric.Metric                    // data buffer for generated metric.
+	config        MremapProcessMapCountMetricConfig // metric config provided by user.
+	capacity      int                               // max observed number of data points added to the metric.
+	aggDataPoints []int64                           // slice containing number of aggregated datapoints at each index
+}
+
+// init fills mremap.process.map_count metric with initial data.
+func (m *metricMremapProcessMapCount) init() {
+	m.data.SetName("mremap.process.map_count")
+	m.data.SetDescription("The largest number of mappings (mm->map_count) a process of this name had when one of its latest mremap(2) calls returned: with mremap.map_count.limit, how close it is to the limit.")
+	m.data.SetUnit("{mapping}")
+	m.data.SetEmptyGauge()
+	m.data.Gauge().DataPoints().EnsureCapacity(m.capacity)
+	m.aggDataPoints = m.aggDataPoints[:0]
+}
+
+func (m *metricMremapProcessMapCount) recordDataPoint(start pcommon.Timestamp, ts pcommon.Timestamp, val int64, processExecutableNameAttributeValue string) {
+	if !m.config.Enabled {
+		return
+	}
+
+	dp := pmetric.NewNumberDataPoint()
+	dp.SetStartTimestamp(start)
+	dp.SetTimestamp(ts)
+	if slices.Contains(m.config.EnabledAttributes, MremapProcessMapCountMetricAttributeKeyProcessExecutableName) {
+		dp.Attributes().PutStr("process.executable.name", processExecutableNameAttributeValue)
+	}
+
+	var s string
+	dps := m.data.Gauge().DataPoints()
+	for i := 0; i < dps.Len(); i++ {
+		dpi := dps.At(i)
+		if dp.Attributes().Equal(dpi.Attributes()) && dp.StartTimestamp() == dpi.StartTimestamp() && dp.Timestamp() == dpi.Timestamp() {
+			switch s = m.config.AggregationStrategy; s {
+			case AggregationStrategySum, AggregationStrategyAvg:
+				dpi.SetIntValue(dpi.IntValue() + val)
+				m.aggDataPoints[i] += 1
+				return
+			case AggregationStrategyMin:
+				if dpi.IntValue() > val {
+					dpi.SetIntValue(val)
+				}
+				return
+			case AggregationStrategyMax:
+				if dpi.IntValue() < val {
+					dpi.SetIntValue(val)
+				}
+				return
+			}
+		}
+	}
+
+	dp.SetIntValue(val)
+	m.aggDataPoints = append(m.aggDataPoints, 1)
+	dp.MoveTo(dps.AppendEmpty())
+}
+
+// updateCapacity saves max length of data point slices that will be used for the slice capacity.
+func (m *metricMremapProcessMapCount) updateCapacity() {
+	if m.data.Gauge().DataPoints().Len() > m.capacity {
+		m.capacity = m.data.Gauge().DataPoints().Len()
+	}
+}
+
+// emit appends recorded metric data to a metrics slice and prepares it for recording another set of data points.
+func (m *metricMremapProcessMapCount) emit(metrics pmetric.MetricSlice) {
+	if m.config.Enabled && m.data.Gauge().DataPoints().Len() > 0 {
+		if m.config.AggregationStrategy == AggregationStrategyAvg {
+			for i, aggCount := range m.aggDataPoints {
+				m.data.Gauge().DataPoints().At(i).SetIntValue(m.data.Gauge().DataPoints().At(i).IntValue() / aggCount)
+			}
+		}
+		m.updateCapacity()
+		m.data.MoveTo(metrics.AppendEmpty())
+		m.init()
+	}
+}
+
+func newMetricMremapProcessMapCount(cfg MremapProcessMapCountMetricConfig) metricMremapProcessMapCount {
+	m := metricMremapProcessMapCount{config: cfg}
 
 	if cfg.Enabled {
 		m.data = pmetric.NewMetric()
@@ -601,7 +749,9 @@ type MetricsBuilder struct {
 	resourceAttributeExcludeFilter map[string]filter.Filter
 	metricMremapCalls              metricMremapCalls
 	metricMremapEventsDropped      metricMremapEventsDropped
+	metricMremapMapCountLimit      metricMremapMapCountLimit
 	metricMremapMoves              metricMremapMoves
+	metricMremapProcessMapCount    metricMremapProcessMapCount
 	metricMremapSignals            metricMremapSignals
 }
 
@@ -630,7 +780,9 @@ func NewMetricsBuilder(mbc MetricsBuilderConfig, settings receiver.Settings, opt
 		buildInfo:                      settings.BuildInfo,
 		metricMremapCalls:              newMetricMremapCalls(mbc.Metrics.MremapCalls),
 		metricMremapEventsDropped:      newMetricMremapEventsDropped(mbc.Metrics.MremapEventsDropped),
+		metricMremapMapCountLimit:      newMetricMremapMapCountLimit(mbc.Metrics.MremapMapCountLimit),
 		metricMremapMoves:              newMetricMremapMoves(mbc.Metrics.MremapMoves),
+		metricMremapProcessMapCount:    newMetricMremapProcessMapCount(mbc.Metrics.MremapProcessMapCount),
 		metricMremapSignals:            newMetricMremapSignals(mbc.Metrics.MremapSignals),
 		resourceAttributeIncludeFilter: make(map[string]filter.Filter),
 		resourceAttributeExcludeFilter: make(map[string]filter.Filter),
@@ -718,7 +870,9 @@ func (mb *MetricsBuilder) EmitForResource(options ...ResourceMetricsOption) {
 	ils.Metrics().EnsureCapacity(mb.metricsCapacity)
 	mb.metricMremapCalls.emit(ils.Metrics())
 	mb.metricMremapEventsDropped.emit(ils.Metrics())
+	mb.metricMremapMapCountLimit.emit(ils.Metrics())
 	mb.metricMremapMoves.emit(ils.Metrics())
+	mb.metricMremapProcessMapCount.emit(ils.Metrics())
 	mb.metricMremapSignals.emit(ils.Metrics())
 
 	for _, op := range options {
@@ -761,9 +915,19 @@ func (mb *MetricsBuilder) RecordMremapEventsDroppedDataPoint(ts pcommon.Timestam
 	mb.metricMremapEventsDropped.recordDataPoint(mb.startTime, ts, val, reasonAttributeValue.String())
 }
 
+// RecordMremapMapCountLimitDataPoint adds a data point to mremap.map_count.limit metric.
+func (mb *MetricsBuilder) RecordMremapMapCountLimitDataPoint(ts pcommon.Timestamp, val int64) {
+	mb.metricMremapMapCountLimit.recordDataPoint(mb.startTime, ts, val)
+}
+
 // RecordMremapMovesDataPoint adds a data point to mremap.moves metric.
 func (mb *MetricsBuilder) RecordMremapMovesDataPoint(ts pcommon.Timestamp, val int64, processExecutableNameAttributeValue string, mremapMoveAttributeValue AttributeMremapMove) {
 	mb.metricMremapMoves.recordDataPoint(mb.startTime, ts, val, processExecutableNameAttributeValue, mremapMoveAttributeValue.String())
+}
+
+// RecordMremapProcessMapCountDataPoint adds a data point to mremap.process.map_count metric.
+func (mb *MetricsBuilder) RecordMremapProcessMapCountDataPoint(ts pcommon.Timestamp, val int64, processExecutableNameAttributeValue string) {
+	mb.metricMremapProcessMapCount.recordDataPoint(mb.startTime, ts, val, processExecutableNameAttributeValue)
 }
 
 // RecordMremapSignalsDataPoint adds a data point to mremap.signals metric.

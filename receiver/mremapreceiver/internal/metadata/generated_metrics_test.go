@@ -70,6 +70,7 @@ func TestMetricsBuilder(t *testing.T) {
 			aggMap["mremap.calls"] = mb.metricMremapCalls.config.AggregationStrategy
 			aggMap["mremap.events.dropped"] = mb.metricMremapEventsDropped.config.AggregationStrategy
 			aggMap["mremap.moves"] = mb.metricMremapMoves.config.AggregationStrategy
+			aggMap["mremap.process.map_count"] = mb.metricMremapProcessMapCount.config.AggregationStrategy
 			aggMap["mremap.signals"] = mb.metricMremapSignals.config.AggregationStrategy
 
 			expectedWarnings := 0
@@ -93,9 +94,18 @@ func TestMetricsBuilder(t *testing.T) {
 			}
 			defaultMetricsCount++
 			allMetricsCount++
+			mb.RecordMremapMapCountLimitDataPoint(ts, 1)
+			defaultMetricsCount++
+			allMetricsCount++
 			mb.RecordMremapMovesDataPoint(ts, 1, "process.executable.name-val", AttributeMremapMoveNone)
 			if tt.name == "reaggregate_set" {
 				mb.RecordMremapMovesDataPoint(ts, 3, "process.executable.name-val-2", AttributeMremapMoveMaymove)
+			}
+			defaultMetricsCount++
+			allMetricsCount++
+			mb.RecordMremapProcessMapCountDataPoint(ts, 1, "process.executable.name-val")
+			if tt.name == "reaggregate_set" {
+				mb.RecordMremapProcessMapCountDataPoint(ts, 3, "process.executable.name-val-2")
 			}
 			defaultMetricsCount++
 			allMetricsCount++
@@ -113,6 +123,7 @@ func TestMetricsBuilder(t *testing.T) {
 				assert.Empty(t, mb.metricMremapCalls.aggDataPoints)
 				assert.Empty(t, mb.metricMremapEventsDropped.aggDataPoints)
 				assert.Empty(t, mb.metricMremapMoves.aggDataPoints)
+				assert.Empty(t, mb.metricMremapProcessMapCount.aggDataPoints)
 				assert.Empty(t, mb.metricMremapSignals.aggDataPoints)
 			}
 
@@ -244,6 +255,18 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok := dp.Attributes().Get("reason")
 						assert.False(t, ok)
 					}
+				case "mremap.map_count.limit":
+					assert.False(t, validatedMetrics["mremap.map_count.limit"], "Found a duplicate in the metrics slice: mremap.map_count.limit")
+					validatedMetrics["mremap.map_count.limit"] = true
+					assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+					assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+					assert.Equal(t, "vm.max_map_count, how many mappings a process may have, as read with the aggregates.", mi.Description())
+					assert.Equal(t, "{mapping}", mi.Unit())
+					dp := mi.Gauge().DataPoints().At(0)
+					assert.Equal(t, start, dp.StartTimestamp())
+					assert.Equal(t, ts, dp.Timestamp())
+					assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+					assert.Equal(t, int64(1), dp.IntValue())
 				case "mremap.moves":
 					if tt.name != "reaggregate_set" {
 						assert.False(t, validatedMetrics["mremap.moves"], "Found a duplicate in the metrics slice: mremap.moves")
@@ -291,6 +314,46 @@ func TestMetricsBuilder(t *testing.T) {
 						_, ok := dp.Attributes().Get("process.executable.name")
 						assert.False(t, ok)
 						_, ok = dp.Attributes().Get("mremap.move")
+						assert.False(t, ok)
+					}
+				case "mremap.process.map_count":
+					if tt.name != "reaggregate_set" {
+						assert.False(t, validatedMetrics["mremap.process.map_count"], "Found a duplicate in the metrics slice: mremap.process.map_count")
+						validatedMetrics["mremap.process.map_count"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "The largest number of mappings (mm->map_count) a process of this name had when one of its latest mremap(2) calls returned: with mremap.map_count.limit, how close it is to the limit.", mi.Description())
+						assert.Equal(t, "{mapping}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						assert.Equal(t, int64(1), dp.IntValue())
+						processExecutableNameAttrVal, ok := dp.Attributes().Get("process.executable.name")
+						assert.True(t, ok)
+						assert.Equal(t, "process.executable.name-val", processExecutableNameAttrVal.Str())
+					} else {
+						assert.False(t, validatedMetrics["mremap.process.map_count"], "Found a duplicate in the metrics slice: mremap.process.map_count")
+						validatedMetrics["mremap.process.map_count"] = true
+						assert.Equal(t, pmetric.MetricTypeGauge, mi.Type())
+						assert.Equal(t, 1, mi.Gauge().DataPoints().Len())
+						assert.Equal(t, "The largest number of mappings (mm->map_count) a process of this name had when one of its latest mremap(2) calls returned: with mremap.map_count.limit, how close it is to the limit.", mi.Description())
+						assert.Equal(t, "{mapping}", mi.Unit())
+						dp := mi.Gauge().DataPoints().At(0)
+						assert.Equal(t, start, dp.StartTimestamp())
+						assert.Equal(t, ts, dp.Timestamp())
+						assert.Equal(t, pmetric.NumberDataPointValueTypeInt, dp.ValueType())
+						switch aggMap["mremap.process.map_count"] {
+						case "sum":
+							assert.Equal(t, int64(4), dp.IntValue())
+						case "avg":
+							assert.Equal(t, int64(2), dp.IntValue())
+						case "min":
+							assert.Equal(t, int64(1), dp.IntValue())
+						case "max":
+							assert.Equal(t, int64(3), dp.IntValue())
+						}
+						_, ok := dp.Attributes().Get("process.executable.name")
 						assert.False(t, ok)
 					}
 				case "mremap.signals":
