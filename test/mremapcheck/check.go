@@ -9,7 +9,6 @@ package mremapcheck
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -17,7 +16,6 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
@@ -272,65 +270,6 @@ func expectation(name string) mremaptest.Expectation {
 		}
 	}
 	panic("no expectation for " + name)
-}
-
-func checkSum(p *problems, m pmetric.Metric, unit string, want map[string]int64, key func(pcommon.Map) (string, bool), nattrs int) {
-	expect(p, m.Name()+" unit", m.Unit(), unit)
-	if m.Type() != pmetric.MetricTypeSum {
-		p.add("%s is a %v, want Sum", m.Name(), m.Type())
-		return
-	}
-	s := m.Sum()
-	expect(p, m.Name()+" monotonic", s.IsMonotonic(), true)
-	expect(p, m.Name()+" temporality", s.AggregationTemporality(), pmetric.AggregationTemporalityCumulative)
-	got := map[string]int64{}
-	for i := 0; i < s.DataPoints().Len(); i++ {
-		dp := s.DataPoints().At(i)
-		k, ok := key(dp.Attributes())
-		if !ok {
-			continue
-		}
-		expect(p, m.Name()+" attribute count", dp.Attributes().Len(), nattrs)
-		if dp.StartTimestamp() == 0 || dp.StartTimestamp() > dp.Timestamp() {
-			p.add("%s: start %v, time %v", m.Name(), dp.StartTimestamp(), dp.Timestamp())
-		}
-		got[k] += dp.IntValue()
-	}
-	if fmt.Sprint(sorted(got)) != fmt.Sprint(sorted(want)) {
-		p.add("%s = %v, want %v", m.Name(), sorted(got), sorted(want))
-	}
-}
-
-func checkHistogram(p *problems, m pmetric.Metric, maxExp int, scale float64, each func(pmetric.HistogramDataPoint)) {
-	if m.Type() != pmetric.MetricTypeHistogram {
-		p.add("%s is a %v, want Histogram", m.Name(), m.Type())
-		return
-	}
-	h := m.Histogram()
-	expect(p, m.Name()+" temporality", h.AggregationTemporality(), pmetric.AggregationTemporalityCumulative)
-	for i := 0; i < h.DataPoints().Len(); i++ {
-		dp := h.DataPoints().At(i)
-		b := dp.ExplicitBounds()
-		if b.Len() != maxExp+1 || dp.BucketCounts().Len() != maxExp+2 {
-			p.add("%s: %d bounds and %d buckets, want %d and %d", m.Name(), b.Len(), dp.BucketCounts().Len(), maxExp+1, maxExp+2)
-			continue
-		}
-		for k := 0; k < b.Len(); k++ {
-			if want := math.Ldexp(scale, k); math.Abs(b.At(k)-want) > want*1e-12 {
-				p.add("%s: bound %d = %v, want %v", m.Name(), k, b.At(k), want)
-				break
-			}
-		}
-		var n uint64
-		for _, c := range dp.BucketCounts().AsRaw() {
-			n += c
-		}
-		expect(p, m.Name()+" count = sum of buckets", dp.Count(), n)
-		if dp.StartTimestamp() == 0 || dp.StartTimestamp() > dp.Timestamp() {
-			p.add("%s: start %v, time %v", m.Name(), dp.StartTimestamp(), dp.Timestamp())
-		}
-		each(dp)
-	}
 }
 
 func str(a pcommon.Map, k string) string {
