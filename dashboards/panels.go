@@ -114,6 +114,22 @@ var Panels = []Panel{
 		}},
 	},
 	{
+		Row: "Signals", Title: "Signals by process", Kind: Timeseries, Unit: "ops", Width: 12,
+		Description: "Calls per second that raised each signal, by process: exec_move, write_exec, fixed_replace, shared_alias, dontunmap, sealed, special_move, unbacked_caller, map_count_limit (decided in the kernel; see the receiver's README).",
+		Queries: []Query{{
+			Expr:   `sum by (process_executable_name, mremap_signal) (rate(mremap_signals_total{` + hostProcess + `}[$__rate_interval]))`,
+			Legend: "{{process_executable_name}} {{mremap_signal}}",
+		}},
+	},
+	{
+		Row: "Signals", Title: "Map-count headroom", Kind: Timeseries, Unit: "short", Width: 12,
+		Description: "How many more mappings each process name may have before vm.max_map_count (mremap.map_count.limit minus mremap.process.map_count, the largest count at its latest calls). At 3 or less, moves fail with ENOMEM (map_count_limit).",
+		Queries: []Query{{
+			Expr:   `min by (process_executable_name) (mremap_map_count_limit{host_name=~"$host"} - on (host_name) group_right mremap_process_map_count{` + hostProcess + `})`,
+			Legend: "{{process_executable_name}}",
+		}},
+	},
+	{
 		Row: "Receiver health", Title: "Dropped events by reason", Kind: Timeseries, Unit: "ops", Width: 24,
 		Description: "Events the receiver could not deliver, per second, by reason: ring_buffer_full (the reader fell behind), rate_limited (over max_events_per_second), unpaired (exit without entry), probe_missed (kretprobe missed), cardinality_limit (a kernel aggregate map was full), malformed_record (a truncated or corrupt ring buffer record the receiver skipped). Should stay at zero.",
 		Queries: []Query{{

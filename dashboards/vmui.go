@@ -76,7 +76,7 @@ type vmuiPanel struct {
 
 // vmuiUnits is the y-axis label vmui shows for each Grafana unit the
 // dashboard uses.
-var vmuiUnits = map[string]string{"ops": "/s", "Bps": "B/s", "bytes": "B", "s": "s"}
+var vmuiUnits = map[string]string{"ops": "/s", "Bps": "B/s", "bytes": "B", "s": "s", "short": "mappings"}
 
 // heatmapQuantiles are the quantiles vmui draws for a Grafana heatmap.
 const heatmapQuantiles = "0.5, 0.9, 0.99"

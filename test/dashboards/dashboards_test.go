@@ -180,6 +180,10 @@ func panels() map[string]panel {
 			wantSeries{label: "", quantile: true}},
 		"Latency heatmap": {"heatmap", 1, []string{"(mremap_duration_seconds_bucket{", "by (le)"},
 			wantSeries{label: "le"}},
+		"Signals by process": {"timeseries", 1, []string{"rate(mremap_signals_total{", "by (process_executable_name, mremap_signal)"},
+			wantSeries{label: "mremap_signal", values: []string{"dontunmap"}}},
+		"Map-count headroom": {"timeseries", 1, []string{"mremap_map_count_limit{", "mremap_process_map_count{"},
+			wantSeries{label: "process_executable_name", values: []string{mremaptest.Comm}}},
 		"Dropped events by reason": {"timeseries", 1, []string{"rate(mremap_events_dropped_total{", "by (reason)"},
 			wantSeries{label: "reason", values: []string{"ring_buffer_full", "rate_limited", "unpaired", "probe_missed", "cardinality_limit", "malformed_record"}, zeroOK: true}},
 	}
