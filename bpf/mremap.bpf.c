@@ -73,6 +73,8 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 	if (find_mapping) {
 		// Into s->in.vma: with lru_pairing, in's own.
 		lookup_vma(s, task, addr);
+		if (s->in.vma.flags & VMA_FOUND)
+			s->in.vma.count = count_spanned(task, s->found_end, addr + old_len);
 		if (!lru_pairing && s->in.vma.flags)
 			__builtin_memcpy(&in->vma, &s->in.vma, sizeof(in->vma));
 	}

@@ -121,7 +121,9 @@ enum vma_flag {
 struct vma {
 	__u8 flags;    // enum vma_flag bits
 	char perms[4]; // "rw-p": VM_READ, VM_WRITE, VM_EXEC, then s (VM_MAYSHARE) or p
-	__u8 pad;
+	// The mappings [old_address, old_address + old_size) spans, this one
+	// the first (at most 255); 0 where the kernel cannot count them.
+	__u8 count;
 	__u16 path_len; // bytes of path used; no NUL
 	char path[VMA_PATH_LEN];
 };

@@ -159,9 +159,10 @@ const (
 )
 
 type MremapScratch struct {
-	_    structs.HostLayout
-	In   MremapInflight
-	Walk struct {
+	_        structs.HostLayout
+	In       MremapInflight
+	FoundEnd uint64
+	Walk     struct {
 		_      structs.HostLayout
 		Dentry uint64
 		Mnt    uint64
@@ -182,7 +183,7 @@ type MremapVma struct {
 	_       structs.HostLayout
 	Flags   uint8
 	Perms   [4]int8
-	Pad     uint8
+	Count   uint8
 	PathLen uint16
 	Path    [256]int8
 }

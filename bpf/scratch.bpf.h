@@ -19,6 +19,7 @@ struct path_walk {
 // VMA_PATH_LEN-1 stay inside it, which is what the verifier checks.
 struct scratch {
 	struct inflight in;
+	__u64 found_end; // vm_end of the mapping the lookup found
 	struct path_walk walk;
 	char buf[2 * VMA_PATH_LEN];
 };

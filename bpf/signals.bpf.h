@@ -59,6 +59,29 @@ static long caller_found(struct task_struct *task, struct vm_area_struct *vma, v
 	return 0;
 }
 
+// MAX_SPANNED bounds the mappings count_spanned walks.
+#define MAX_SPANNED 255
+
+// count_spanned counts the mappings in [addr, end) of a range whose first
+// mapping was found: since Linux 6.17 one move may take several (6.7+:
+// the task vma iterator; 0 without it).
+static __always_inline __u8 count_spanned(struct task_struct *task, __u64 first_end, __u64 end)
+{
+	if (!find_target)
+		return 0;
+	__u32 n = 1;
+	if (end <= first_end)
+		return n;
+	struct bpf_iter_task_vma it;
+	if (!bpf_iter_task_vma_new(&it, task, first_end)) {
+		struct vm_area_struct *vma;
+		while (n < MAX_SPANNED && (vma = bpf_iter_task_vma_next(&it)) && vma->vm_start < end)
+			n++;
+	}
+	bpf_iter_task_vma_destroy(&it);
+	return n;
+}
+
 // entry_facts notes, at entry, what the exit's signals need.
 static __always_inline __u32 entry_facts(struct task_struct *task, __u64 flags, __u64 new_addr,
 					 __u64 new_len)

@@ -78,6 +78,7 @@ static long vma_found(struct task_struct *task, struct vm_area_struct *vma, void
 	struct vma *v = &s->in.vma;
 	unsigned long fl = vma->vm_flags;
 	v->flags = VMA_FOUND;
+	s->found_end = vma->vm_end;
 	v->perms[0] = fl & VM_READ ? 'r' : '-';
 	v->perms[1] = fl & VM_WRITE ? 'w' : '-';
 	v->perms[2] = fl & VM_EXEC ? 'x' : '-';
@@ -107,6 +108,7 @@ static __always_inline void lookup_vma(struct scratch *s, struct task_struct *ta
 {
 	s->in.vma.flags = 0;
 	s->in.vma.path_len = 0;
+	s->in.vma.count = 0;
 	bpf_find_vma(task, addr, vma_found, NULL, 0);
 }
 

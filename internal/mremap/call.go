@@ -197,6 +197,10 @@ type VMA struct {
 	// whole), the name of a special mapping ("[heap]", "[stack]",
 	// "[vdso]"), or "" for anonymous memory.
 	Path string
+	// Count is how many mappings [OldAddress, OldAddress+OldSize) spans,
+	// this one the first (since Linux 6.17 one move may take several); 0
+	// where the kernel cannot count them (before 6.7).
+	Count int
 }
 
 // Call is one mremap(2) call.

@@ -239,6 +239,15 @@ func RaisedHere(signals string) string {
 	return strings.Join(out, "|")
 }
 
+// MappingsSpannedHere is n, the mappings a call's range spans, where the
+// kernel can count them (the task vma iterator, Linux 6.7+), else 0.
+func MappingsSpannedHere(n int) int {
+	if hasVMAIterator() {
+		return n
+	}
+	return 0
+}
+
 // hasVMAIterator tells whether the kernel's BTF has bpf_iter_task_vma_new.
 func hasVMAIterator() bool {
 	b, err := os.ReadFile("/sys/kernel/btf/vmlinux")

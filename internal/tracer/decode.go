@@ -90,6 +90,7 @@ func decodeVMA(v *bpf.MremapVma) mremap.VMA {
 		Found:       true,
 		Permissions: interned.get("", bytesOf(v.Perms[:]), ""),
 		Path:        interned.get(prefix, path, suffix),
+		Count:       int(v.Count),
 	}
 }
 

@@ -33,7 +33,7 @@ type eventFields struct {
 	comm                                         [16]byte
 	startTime                                    uint64
 	signals                                      uint16
-	vmaFlags                                     uint8
+	vmaFlags, vmaCount                           uint8
 	vmaPerms                                     string // 4 bytes
 	vmaPath                                      string // at most 256 bytes
 }
@@ -57,12 +57,12 @@ func rawEvent(e eventFields) []byte {
 	// The signals, then 6 bytes of padding.
 	b = ne.AppendUint16(b, e.signals)
 	b = append(b, 0, 0, 0, 0, 0, 0)
-	// struct vma: flags, perms[4], pad, path_len (u16), path[256]
+	// struct vma: flags, perms[4], count, path_len (u16), path[256]
 	b = append(b, e.vmaFlags)
 	var perms [4]byte
 	copy(perms[:], e.vmaPerms)
 	b = append(b, perms[:]...)
-	b = append(b, 0)
+	b = append(b, e.vmaCount)
 	b = ne.AppendUint16(b, uint16(len(e.vmaPath)))
 	var path [256]byte
 	copy(path[:], e.vmaPath)
@@ -136,6 +136,7 @@ func TestDecodeEvent(t *testing.T) {
 		comm:       comm16("mremap-helper"),
 		startTime:  123_456_789,
 		vmaFlags:   uint8(bpf.MremapVmaFlagVMA_FOUND),
+		vmaCount:   2,
 		vmaPerms:   "r-xp",
 		vmaPath:    "/usr/lib/x86_64-linux-gnu/libc.so.6",
 	})
@@ -157,7 +158,7 @@ func TestDecodeEvent(t *testing.T) {
 		Move:       mremap.MoveFixed,
 		Signals:    1<<mremap.SignalFixedReplace | 1<<mremap.SignalUnbackedCaller,
 		MapCount:   71,
-		VMA:        mremap.VMA{Found: true, Permissions: "r-xp", Path: "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+		VMA:        mremap.VMA{Found: true, Permissions: "r-xp", Path: "/usr/lib/x86_64-linux-gnu/libc.so.6", Count: 2},
 	}
 	assert.Equal(t, want, got)
 	assert.True(t, got.Enter.Equal(want.Enter))

@@ -173,6 +173,9 @@ func (c *logConverter) setAttributes(attrs pcommon.Map, call *mremap.Call) {
 	if call.VMA.Found {
 		attrs.PutStr("mremap.vma.permissions", call.VMA.Permissions)
 		attrs.PutStr("mremap.vma.path", call.VMA.Path)
+		if call.VMA.Count > 0 {
+			attrs.PutInt("mremap.vma.count", int64(call.VMA.Count))
+		}
 	}
 	if call.Signals != 0 {
 		attrs.PutStr("mremap.signals", call.Signals.String())

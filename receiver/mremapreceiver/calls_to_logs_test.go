@@ -63,7 +63,7 @@ func testCalls() []mremap.Call {
 			Process: postgres, TID: 101,
 			OldAddress: 0x7f3a2c000000, OldSize: 4096, NewSize: 8192, Flags: mremap.FlagMayMove,
 			Return: 0x7f3a2c100000, Resize: mremap.ResizeGrow, Move: mremap.MoveMayMove, MapCount: 45,
-			VMA: mremap.VMA{Found: true, Permissions: "rw-s", Path: "/dev/shm/PostgreSQL.1804289383"},
+			VMA: mremap.VMA{Found: true, Permissions: "rw-s", Path: "/dev/shm/PostgreSQL.1804289383", Count: 1},
 		},
 		{
 			Enter: enter.Add(time.Millisecond), Exit: enter.Add(time.Millisecond + 800), Duration: 800,
@@ -149,6 +149,7 @@ func TestToLogs(t *testing.T) {
 		"mremap.probe":           "tracepoint",
 		"mremap.vma.permissions": "rw-s",
 		"mremap.vma.path":        "/dev/shm/PostgreSQL.1804289383",
+		"mremap.vma.count":       int64(1),
 		"mremap.map_count":       int64(45),
 	}, r.Attributes().AsRaw())
 

@@ -244,6 +244,9 @@ func RecordAttributes(m mremaptest.Made, run Run) map[string]any {
 	if m.Maps != nil {
 		want["mremap.vma.permissions"] = m.Maps.Permissions
 		want["mremap.vma.path"] = m.Maps.Path
+		if n := mremaptest.MappingsSpannedHere(1); n > 0 {
+			want["mremap.vma.count"] = int64(n)
+		}
 	}
 	if e.Result == "ok" {
 		want["mremap.result_address"] = m.Return
