@@ -75,7 +75,8 @@ static __always_inline __u8 count_spanned(struct task_struct *task, __u64 first_
 	struct bpf_iter_task_vma it;
 	if (!bpf_iter_task_vma_new(&it, task, first_end)) {
 		struct vm_area_struct *vma;
-		while (n < MAX_SPANNED && (vma = bpf_iter_task_vma_next(&it)) && vma->vm_start < end)
+		while (n < MAX_SPANNED && (vma = bpf_iter_task_vma_next(&it)) &&
+		       vma->vm_start < end)
 			n++;
 	}
 	bpf_iter_task_vma_destroy(&it);

@@ -39,6 +39,8 @@ type Made struct {
 type Mapping struct {
 	Permissions string `json:"permissions"`
 	Path        string `json:"path"`
+	// Count is how many mappings the call's range spans, this one the first.
+	Count int `json:"count"`
 }
 
 // Expectation is what the tests expect of a call, written out by hand.
@@ -131,7 +133,7 @@ func anonymousCalls(c *caller) error {
 	if err != nil {
 		return err
 	}
-	grown := c.mappingAt(a)
+	grown := c.mappingOver(a, page)
 	c.call("shrink", a, 2*page, page, 0, 0)
 	c.premapped, c.usePremapped = grown, true
 	c.call("grow_in_place", a, page, 2*page, 0, 0)
@@ -236,7 +238,7 @@ func expectedMapping(e Expectation, tempFile, exe string) *Mapping {
 	case Executable:
 		path = exe
 	}
-	return &Mapping{e.VMAPermissions, path}
+	return &Mapping{Permissions: e.VMAPermissions, Path: path}
 }
 
 type mappedFile struct {

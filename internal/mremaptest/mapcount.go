@@ -38,7 +38,7 @@ func MakeMapCountLimitCall() ([]Made, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.premapped, c.usePremapped = c.mappingAt(a), true
+	c.premapped, c.usePremapped = c.mappingOver(a, 2*page), true
 	c.made = make([]Made, 0, 1)
 	if err := atMapCountLimit(limit, func() { c.call("map_count_limit", a, 2*page, page, 0, 0) }); err != nil {
 		return nil, err
@@ -56,7 +56,7 @@ func atMapCountLimit(limit int, call func()) error {
 			unix.RawSyscall(unix.SYS_MUNMAP, f, page, 0)
 		}
 	}()
-	// Alternate protections, so that the kernel cannot merge neighbours.
+	// Alternate protections, so that the kernel cannot merge neighbors.
 	prots := [2]uintptr{unix.PROT_READ, unix.PROT_READ | unix.PROT_WRITE}
 	for len(filler) < cap(filler) {
 		r, _, errno := unix.RawSyscall6(unix.SYS_MMAP, 0, page, prots[len(filler)%2], unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, ^uintptr(0), 0)

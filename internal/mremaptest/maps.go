@@ -39,11 +39,17 @@ func mappingRange(name string) (uint64, uint64, error) {
 
 // MappingAt reads /proc/self/maps for the mapping that contains addr; nil
 // if none does.
-func MappingAt(addr uint64) (*Mapping, error) {
+func MappingAt(addr uint64) (*Mapping, error) { return MappingOver(addr, 0) }
+
+// MappingOver reads /proc/self/maps for the mapping that contains addr,
+// with Count the mappings [addr, addr+size) spans (the first one and those
+// after it that start before its end); nil if none contains addr.
+func MappingOver(addr, size uint64) (*Mapping, error) {
 	data, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		return nil, err
 	}
+	var found *Mapping
 	s := bufio.NewScanner(bytes.NewReader(data))
 	for s.Scan() {
 		// start-end perms offset dev inode<spaces>path
@@ -58,15 +64,19 @@ func MappingAt(addr uint64) (*Mapping, error) {
 		}
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
-		if err1 != nil || err2 != nil || addr < start || addr >= end {
+		switch {
+		case err1 != nil || err2 != nil:
 			continue
+		case found != nil && start < addr+size && start > addr:
+			found.Count++ // a later mapping the range spans (lines are in address order)
+		case found == nil && addr >= start && addr < end:
+			rest := line
+			for i := 0; i < 5; i++ {
+				rest = strings.TrimLeft(rest, " ")
+				_, rest, _ = strings.Cut(rest, " ")
+			}
+			found = &Mapping{Permissions: fields[1], Path: strings.TrimLeft(rest, " "), Count: 1}
 		}
-		rest := line
-		for i := 0; i < 5; i++ {
-			rest = strings.TrimLeft(rest, " ")
-			_, rest, _ = strings.Cut(rest, " ")
-		}
-		return &Mapping{Permissions: fields[1], Path: strings.TrimLeft(rest, " ")}, nil
 	}
-	return nil, s.Err()
+	return found, s.Err()
 }

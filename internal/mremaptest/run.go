@@ -317,7 +317,7 @@ func RunHelperGlibc32(t testing.TB, path string, args ...string) []Made {
 		if want := strings.TrimPrefix(e.Result, "ok"); m.Errno != want || (want == "") != (m.Return >= 0) {
 			t.Fatalf("%s: call %s returned %d, errno %q; want %s", path, m.Name, m.Return, m.Errno, e.Result)
 		}
-		if want := expectedMapping(e, "", ""); fmt.Sprint(m.Maps) != fmt.Sprint(want) {
+		if want := expectedMapping(e, "", ""); !sameMapping(m.Maps, want) {
 			t.Fatalf("%s: call %s: /proc/self/maps showed %v at 0x%x, want %v", path, m.Name, m.Maps, m.OldAddress, want)
 		}
 		made = append(made, m.Made)

@@ -123,7 +123,7 @@ func intoHole(c *caller) error {
 	if err != nil {
 		return err
 	}
-	c.premapped, c.usePremapped = c.mappingAt(src), true
+	c.premapped, c.usePremapped = c.mappingOver(src, page), true
 	if err := unix.Munmap(c.bytesAt(hole)); err != nil {
 		return fmt.Errorf("munmap: %w", err)
 	}
@@ -148,8 +148,8 @@ func specialMoveCalls(c *caller) error {
 	if err := unix.Munmap(c.bytesAt(hole)); err != nil {
 		return fmt.Errorf("munmap: %w", err)
 	}
-	stack := c.mappingAt(start)
-	moved := &Mapping{Permissions: stack.Permissions}
+	stack := c.mappingOver(start, size)
+	moved := &Mapping{Permissions: stack.Permissions, Count: 1}
 	c.rawCalls([]rawCall{
 		{"special_move", start, size, size, mayMove | fixed, hole, stack},
 		{"stack_back", hole, size, size, mayMove | fixed, start, moved},

@@ -180,7 +180,8 @@ func testCallsAndAggregates(t *testing.T, helper string, opts Options) {
 		// to the helper just before the call.
 		wantVMA := mremap.VMA{}
 		if m.Maps != nil {
-			wantVMA = mremap.VMA{Found: true, Permissions: m.Maps.Permissions, Path: m.Maps.Path}
+			wantVMA = mremap.VMA{Found: true, Permissions: m.Maps.Permissions, Path: m.Maps.Path,
+				Count: mremaptest.MappingsSpannedHere(m.Maps.Count)}
 		}
 		if c.VMA != wantVMA {
 			t.Errorf("%s: mapping %+v, /proc/self/maps showed %+v", m.Name, c.VMA, wantVMA)
@@ -432,7 +433,7 @@ func TestVMAPathCrossesMount(t *testing.T) {
 				if m.Maps == nil || filepath.Dir(m.Maps.Path) != dir {
 					t.Fatalf("%s: /proc/self/maps showed %+v, want a file in %s", m.Name, m.Maps, dir)
 				}
-				want := mremap.VMA{Found: true, Permissions: "r--s", Path: m.Maps.Path}
+				want := mremap.VMA{Found: true, Permissions: "r--s", Path: m.Maps.Path, Count: mremaptest.MappingsSpannedHere(1)}
 				if calls[i].VMA != want {
 					t.Errorf("%s: mapping %+v, want %+v", m.Name, calls[i].VMA, want)
 				}

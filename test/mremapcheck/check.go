@@ -244,7 +244,7 @@ func RecordAttributes(m mremaptest.Made, run Run) map[string]any {
 	if m.Maps != nil {
 		want["mremap.vma.permissions"] = m.Maps.Permissions
 		want["mremap.vma.path"] = m.Maps.Path
-		if n := mremaptest.MappingsSpannedHere(1); n > 0 {
+		if n := mremaptest.MappingsSpannedHere(m.Maps.Count); n > 0 {
 			want["mremap.vma.count"] = int64(n)
 		}
 	}
