@@ -38,18 +38,20 @@
 
 struct mapping {
 	int found;
+	int count; /* the mappings [addr, addr+size) spans, this one the first */
 	char perms[8];
 	char path[512];
 };
 
 /*
- * mapping_at reads /proc/self/maps for the mapping that contains addr, with
+ * mapping_at reads /proc/self/maps for the mapping that contains addr, and
+ * counts the mappings [addr, addr+size) spans (lines are in address order), with
  * read(2) into a static buffer: nothing is allocated, so no mapping appears
  * or moves between the read and the call.
  */
 static char maps_buf[1 << 16];
 
-static int mapping_at(uintptr_t addr, struct mapping *m)
+static int mapping_at(uintptr_t addr, size_t size, struct mapping *m)
 {
 	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
 	size_t n = 0;
@@ -67,6 +69,7 @@ static int mapping_at(uintptr_t addr, struct mapping *m)
 	maps_buf[n] = 0;
 	for (char *line = maps_buf, *next; *line; line = next) {
 		unsigned long lo, hi;
+		char perms[sizeof(m->perms)];
 		int off = 0;
 
 		next = strchr(line, '\n');
@@ -75,19 +78,26 @@ static int mapping_at(uintptr_t addr, struct mapping *m)
 		else
 			next = line + strlen(line);
 		/* start-end perms offset dev inode<spaces>path */
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, m->perms, &off) != 3 ||
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s%n", &lo, &hi, perms, &off) != 3 ||
 		    off == 0)
 			continue;
+		if (m->found) {
+			if (lo > addr && lo < addr + size)
+				m->count++;
+			continue;
+		}
 		if (addr < lo || addr >= hi)
 			continue;
 		char *path = line + off;
 		while (*path == ' ')
 			path++;
 		snprintf(m->path, sizeof(m->path), "%s", path);
+		memcpy(m->perms, perms, sizeof(perms));
 		m->found = 1;
-		return 0;
+		m->count = 1;
 	}
-	memset(m, 0, sizeof(*m));
+	if (!m->found)
+		memset(m, 0, sizeof(*m));
 	return 0;
 }
 
@@ -134,7 +144,7 @@ static uintptr_t call(const char *name, uintptr_t addr, size_t old_size, size_t 
 	int64_t ret;
 
 	if (!maps) {
-		if (mapping_at(addr, &now) != 0) {
+		if (mapping_at(addr, old_size, &now) != 0) {
 			fprintf(stderr, "mremap-helper32: read /proc/self/maps: %s\n",
 				strerror(errno));
 			exit(1);
@@ -160,7 +170,7 @@ static uintptr_t call(const char *name, uintptr_t addr, size_t old_size, size_t 
 		json_string(maps->perms);
 		printf(",\"path\":");
 		json_string(maps->path);
-		putchar('}');
+		printf(",\"count\":%d}", maps->count);
 	}
 	printf("}\n");
 	return err ? 0 : (uintptr_t)r;
@@ -227,7 +237,7 @@ int main(int argc, char **argv)
 	 * one the growth takes. The mapping is read for both before the shrink.
 	 */
 	a = map_anon(2);
-	if (mapping_at(a, &grown) != 0) {
+	if (mapping_at(a, PAGE, &grown) != 0) {
 		fprintf(stderr, "mremap-helper32: read /proc/self/maps: %s\n", strerror(errno));
 		return 1;
 	}
