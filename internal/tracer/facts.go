@@ -54,15 +54,21 @@ type facts struct {
 	// (bpf_iter_task_vma_new, Linux 6.7+), which find the mappings in a
 	// range.
 	vmaIter error
+	// memAlloc is nil if the kernel has the BPF memory allocator (struct
+	// bpf_mem_alloc, Linux 6.1+), with which tracing programs insert into
+	// hashes that are not preallocated without a verifier warning, on
+	// PREEMPT_RT too.
+	memAlloc error
 }
 
 // probeFacts asks the running kernel.
 func probeFacts(tracefs string) facts {
 	f := facts{tracefs: tracefs, ringBuf: features.HaveMapType(ebpf.RingBuf)}
 	if spec, err := btf.LoadKernelSpec(); err != nil {
-		f.btf, f.vmaIter = err, err
+		f.btf, f.vmaIter, f.memAlloc = err, err, err
 	} else {
 		f.vmaIter = kernelFunc(spec, "bpf_iter_task_vma_new")
+		f.memAlloc = kernelStruct(spec, "bpf_mem_alloc")
 	}
 	native, compat := syscallSymbols()
 	syms, symsErr := kallsymsHas(append([]string{native}, compat...)...)
@@ -159,6 +165,15 @@ func preemptRT(realtime string) bool {
 		return false
 	}
 	return strings.Contains(unix.ByteSliceToString(u.Version[:]), "PREEMPT_RT")
+}
+
+// kernelStruct is nil if the kernel's BTF describes the struct name.
+func kernelStruct(spec *btf.Spec, name string) error {
+	var s *btf.Struct
+	if err := spec.TypeByName(name, &s); err != nil {
+		return fmt.Errorf("no struct %s in the kernel's BTF: %w", name, err)
+	}
+	return nil
 }
 
 // kernelFunc is nil if the kernel's BTF describes the function name (a kfunc

@@ -9,6 +9,7 @@ import (
 	"reflect"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 )
@@ -161,6 +162,11 @@ func configure(spec *ebpf.CollectionSpec, opts Options, p Plan) error {
 	} else {
 		// Preallocated: one entry is the least the kernel creates.
 		sizes[bpf.MremapMapInflightLru] = 1
+	}
+	if p.PreallocatedAggregates {
+		for _, name := range []string{bpf.MremapMapCallsByKey, bpf.MremapMapSignalCounts} {
+			spec.Maps[name].Flags &^= unix.BPF_F_NO_PREALLOC
+		}
 	}
 	for name, n := range sizes {
 		spec.Maps[name].MaxEntries = uint32(max(n, 1))

@@ -55,6 +55,9 @@ type Options struct {
 	// pairing overrides the kernel's choice of where calls in flight are
 	// kept (for tests and benchmarks of both on one kernel).
 	pairing Pairing
+	// preallocate allocates the aggregation hashes at load, as on kernels
+	// before 6.1 (for tests of that path on a newer kernel).
+	preallocate bool
 	// ia32Hold overrides ia32Hold (for tests).
 	ia32Hold time.Duration
 }

@@ -24,6 +24,13 @@ type Plan struct {
 	Pairing       Pairing
 	PairingReason PairingReason
 
+	// PreallocatedAggregates: the aggregation hashes are allocated at their
+	// full size at load, on kernels that cannot allocate hash elements from
+	// tracing programs safely (before Linux 6.1's BPF memory allocator:
+	// older verifiers refuse it on PREEMPT_RT and warn elsewhere). Else
+	// each key's value is allocated when its first call comes.
+	PreallocatedAggregates bool
+
 	// VMALookup says whether the mapping at old_address is looked up, and
 	// if not why; VMALookupLacks, with VMALookupKernel, what the kernel
 	// lacks for it. The records show it with Options.Events; the signals
@@ -142,6 +149,7 @@ func (f facts) fallBack(opts Options, err error) (Plan, error) {
 // depend on it.
 func (f facts) complete(p Plan, opts Options) (Plan, error) {
 	p.Pairing, p.PairingReason = f.choosePairing(opts.pairing)
+	p.PreallocatedAggregates = f.memAlloc != nil || opts.preallocate
 	if err := f.require(p, opts); err != nil {
 		return Plan{}, err
 	}

@@ -37,6 +37,8 @@ func TestProbeFactsHere(t *testing.T) {
 	// Linux 5.17 or later: every helper the programs call, and task storage.
 	assert.NoError(t, f.taskStorage, "task storage maps")
 	assert.Empty(t, f.helpers, "helpers the programs cannot call")
+	// Linux 6.1 or later, every kernel this host and the VM suite run.
+	assert.NoError(t, f.memAlloc, "BPF memory allocator")
 	for _, probe := range []Probe{ProbeKprobe, ProbeTracepoint} {
 		p, err := f.complete(Plan{Probe: probe}, Options{Events: true, Filter: Filter{CgroupIDs: []uint64{1}}})
 		assert.NoError(t, err)
@@ -185,6 +187,27 @@ func TestRequire(t *testing.T) {
 }
 
 // Where calls in flight are kept, and why.
+// The aggregation hashes are preallocated where the kernel has no BPF
+// memory allocator (before 6.1), or where a test asks.
+func TestPreallocatedAggregates(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		f    facts
+		opts Options
+		want bool
+	}{
+		{"Linux 6.1 and later: allocated as keys come", facts{}, Options{}, false},
+		{"before 6.1: no bpf_mem_alloc", facts{memAlloc: errors.New("no struct bpf_mem_alloc in the kernel's BTF")}, Options{}, true},
+		{"asked for", facts{}, Options{preallocate: true}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := tt.f.complete(Plan{Probe: ProbeTracepoint}, tt.opts)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, p.PreallocatedAggregates)
+		})
+	}
+}
+
 func TestChoosePairing(t *testing.T) {
 	tests := []struct {
 		f      facts

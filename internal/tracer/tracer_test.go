@@ -4,6 +4,7 @@ package tracer
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -120,6 +121,10 @@ func TestCallsAndAggregates(t *testing.T) {
 					testCallsAndAggregates(t, helper, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly(), pairing: pairing})
 				})
 			}
+			// The maps as kernels before 6.1 get them.
+			t.Run("preallocated", func(t *testing.T) {
+				testCallsAndAggregates(t, helper, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20, Filter: helperOnly(), preallocate: true})
+			})
 		})
 	}
 }
@@ -147,6 +152,7 @@ func testCallsAndAggregates(t *testing.T, helper string, opts Options) {
 	} else if lru && info.Type != ebpf.Array || !lru && info.Type != ebpf.TaskStorage {
 		t.Errorf("inflight is a %v map (LRU pairing %v)", info.Type, lru)
 	}
+	checkPreallocation(t, tr)
 	before := time.Now()
 	made := mremaptest.RunHelper(t, helper)
 	after := time.Now()
@@ -755,5 +761,27 @@ func TestMalformedRecordCountedAndSkipped(t *testing.T) {
 	}
 	if a.Drops != (Drops{MalformedRecord: 1}) {
 		t.Errorf("drops %+v, want one malformed_record", a.Drops)
+	}
+}
+
+// checkPreallocation checks that the aggregation hashes are preallocated
+// as the plan says: where the kernel lacks its BPF memory allocator
+// (before 6.1), or where a test asks.
+func checkPreallocation(t *testing.T, tr *Tracer) {
+	t.Helper()
+	for name, m := range map[string]*ebpf.Map{"calls_by_key": tr.objs.maps.CallsByKey, "signal_counts": tr.objs.maps.SignalCounts} {
+		info, err := m.Info()
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if onDemand := info.Flags&unix.BPF_F_NO_PREALLOC != 0; onDemand == tr.Plan().PreallocatedAggregates {
+			t.Errorf("%s has flags %#x, want preallocated %v", name, info.Flags, tr.Plan().PreallocatedAggregates)
+		}
+		if fdinfo, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", m.FD())); err == nil {
+			_, memlock, _ := strings.Cut(string(fdinfo), "memlock:")
+			memlock, _, _ = strings.Cut(strings.TrimSpace(memlock), "\n")
+			t.Logf("%s: %d entries, memlock %s bytes (preallocated %v)", name, info.MaxEntries, memlock, tr.Plan().PreallocatedAggregates)
+		}
 	}
 }

@@ -75,7 +75,8 @@ type moveKey struct {
 	move mremap.Move
 }
 
-func (c *metricConverter) toMetrics(a *tracer.Aggregates, now pcommon.Timestamp) pmetric.Metrics {
+// recordSumsAndGauges records the metrics mdatagen builds.
+func (c *metricConverter) recordSumsAndGauges(a *tracer.Aggregates, now pcommon.Timestamp) {
 	moves := map[moveKey]uint64{}
 	for _, cc := range a.Calls {
 		c.mb.RecordMremapCallsDataPoint(now, int64(cc.Count), cc.Comm,
@@ -100,7 +101,10 @@ func (c *metricConverter) toMetrics(a *tracer.Aggregates, now pcommon.Timestamp)
 	for _, d := range dropsByReason(a.Drops) {
 		c.mb.RecordMremapEventsDroppedDataPoint(now, int64(d.count), d.reason)
 	}
+}
 
+func (c *metricConverter) toMetrics(a *tracer.Aggregates, now pcommon.Timestamp) pmetric.Metrics {
+	c.recordSumsAndGauges(a, now)
 	res := pcommon.NewResource()
 	c.res.CopyTo(res)
 	md := c.mb.Emit(metadata.WithResource(res))

@@ -15,6 +15,9 @@ import (
 // why: the probe mode, the pairing, and what is left out.
 func startupReason(p tracer.Plan) string {
 	parts := []string{probeReason(p), pairingReason(p)}
+	if p.PreallocatedAggregates {
+		parts = append(parts, "the metrics' maps are allocated at their full size at start (about 12 MiB of kernel memory): before Linux 6.1 a tracing program cannot allocate map elements as keys come")
+	}
 	if p.VMALookup == tracer.VMALookupKernel {
 		parts = append(parts, "vma_lookup is off, so log records have no mremap.vma.* attributes: "+strings.Join(p.VMALookupLacks, "; "))
 	}

@@ -43,13 +43,15 @@ var exported = map[string]bool{
 	"mremap_duration_seconds_sum":    true,
 	"mremap_duration_seconds_count":  true,
 	"mremap_events_dropped_total":    true,
+	"mremap_signals_total":           true,
+	"mremap_process_map_count":       true,
 }
 
 // exportedLabels are the labels of those metrics: their attributes,
 // host_name (the resource attribute host.name, resource_constant_labels) and le (histogram buckets).
 var exportedLabels = map[string]bool{
 	"process_executable_name": true, "mremap_resize": true, "mremap_move": true,
-	"mremap_result": true, "reason": true, "host_name": true, "le": true,
+	"mremap_result": true, "mremap_signal": true, "reason": true, "host_name": true, "le": true,
 }
 
 // Dashboard is the part of Grafana's dashboard model the tests read.
