@@ -249,11 +249,18 @@ func TestPreemptRT(t *testing.T) {
 func TestLRUPairingLoadsWithoutTaskStorage(t *testing.T) {
 	mremaptest.RequireBPF(t)
 	unknown := asm.BuiltinFunc(100001)
+	tracefs, err := tracefsPath()
+	require.NoError(t, err)
+	f := probeFacts(tracefs)
 	for _, pairing := range []Pairing{PairingLRU, PairingTaskStorage} {
 		spec, err := bpf.LoadMremap()
 		require.NoError(t, err)
-		p := Plan{Probe: ProbeTracepoint, Pairing: pairing}
-		require.NoError(t, configure(spec, Options{Events: true, RingBufferSize: os.Getpagesize()}, p))
+		// The rest of the plan as this kernel gets it (the signals it
+		// can raise, the lookups it can make).
+		opts := Options{Events: true, RingBufferSize: os.Getpagesize(), pairing: pairing}
+		p, err := f.complete(Plan{Probe: ProbeTracepoint}, opts)
+		require.NoError(t, err)
+		require.NoError(t, configure(spec, opts, p))
 		if pairing == PairingLRU {
 			assert.Equal(t, ebpf.Array, spec.Maps[bpf.MremapMapInflight].Type, "the task storage map is replaced")
 		}
