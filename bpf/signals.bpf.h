@@ -64,7 +64,8 @@ static long caller_found(struct task_struct *task, struct vm_area_struct *vma, v
 
 // count_spanned counts the mappings in [addr, end) of a range whose first
 // mapping was found: since Linux 6.17 one move may take several (6.7+:
-// the task vma iterator; 0 without it).
+// the task vma iterator; 0 without it, or when the iterator cannot take
+// the mmap lock).
 static __always_inline __u8 count_spanned(struct task_struct *task, __u64 first_end, __u64 end)
 {
 	if (!find_target)
@@ -73,7 +74,9 @@ static __always_inline __u8 count_spanned(struct task_struct *task, __u64 first_
 	if (end <= first_end)
 		return n;
 	struct bpf_iter_task_vma it;
-	if (!bpf_iter_task_vma_new(&it, task, first_end)) {
+	if (bpf_iter_task_vma_new(&it, task, first_end)) {
+		n = 0; // not counted: the attribute is left out
+	} else {
 		struct vm_area_struct *vma;
 		while (n < MAX_SPANNED && (vma = bpf_iter_task_vma_next(&it)) &&
 		       vma->vm_start < end)

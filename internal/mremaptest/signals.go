@@ -225,14 +225,18 @@ func HasMseal() bool {
 }
 
 // RaisedHere is signals (as Expectation.Signals) without those this kernel
-// cannot raise: fixed_replace needs the task vma iterator (Linux 6.7+).
-func RaisedHere(signals string) string {
-	if signals == "" || hasVMAIterator() {
-		return signals
-	}
+// cannot raise in probe mode: fixed_replace needs the task vma iterator
+// (Linux 6.7+); on arm64, kprobe programs run with interrupts masked and
+// look up only the mapping at old_address, so neither fixed_replace nor
+// unbacked_caller is raised there.
+func RaisedHere(probe, signals string) string {
 	var out []string
 	for _, s := range strings.Split(signals, "|") {
-		if s != "fixed_replace" {
+		switch {
+		case s == "":
+		case s == "fixed_replace" && (!hasVMAIterator() || oneLookupPerCall(probe)):
+		case s == "unbacked_caller" && oneLookupPerCall(probe):
+		default:
 			out = append(out, s)
 		}
 	}
@@ -240,13 +244,18 @@ func RaisedHere(signals string) string {
 }
 
 // MappingsSpannedHere is n, the mappings a call's range spans, where the
-// kernel can count them (the task vma iterator, Linux 6.7+), else 0.
-func MappingsSpannedHere(n int) int {
-	if hasVMAIterator() {
+// kernel can count them in probe mode (the task vma iterator, Linux 6.7+;
+// not from arm64's kprobes), else 0.
+func MappingsSpannedHere(probe string, n int) int {
+	if hasVMAIterator() && !oneLookupPerCall(probe) {
 		return n
 	}
 	return 0
 }
+
+// oneLookupPerCall: arm64's kprobes run with interrupts masked, where a
+// program takes the mmap lock once per call.
+func oneLookupPerCall(probe string) bool { return probe == "kprobe" && runtime.GOARCH == "arm64" }
 
 // hasVMAIterator tells whether the kernel's BTF has bpf_iter_task_vma_new.
 func hasVMAIterator() bool {

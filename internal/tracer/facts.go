@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/cilium/ebpf"
@@ -59,11 +60,15 @@ type facts struct {
 	// hashes that are not preallocated without a verifier warning, on
 	// PREEMPT_RT too.
 	memAlloc error
+	// kprobesMaskIRQs: kprobe programs run with interrupts masked (arm64,
+	// whose kprobes are breakpoint exceptions), so they can look up one
+	// mapping per call (oneLookupPerCall).
+	kprobesMaskIRQs bool
 }
 
 // probeFacts asks the running kernel.
 func probeFacts(tracefs string) facts {
-	f := facts{tracefs: tracefs, ringBuf: features.HaveMapType(ebpf.RingBuf)}
+	f := facts{tracefs: tracefs, ringBuf: features.HaveMapType(ebpf.RingBuf), kprobesMaskIRQs: runtime.GOARCH == "arm64"}
 	if spec, err := btf.LoadKernelSpec(); err != nil {
 		f.btf, f.vmaIter, f.memAlloc = err, err, err
 	} else {

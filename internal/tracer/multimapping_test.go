@@ -87,7 +87,7 @@ func TestMoveAcrossTwoMappings(t *testing.T) {
 			}
 			// The first mapping's: the one at old_address; and how many
 			// the range spans, where the kernel can count them.
-			wantVMA := mremap.VMA{Found: true, Permissions: "rw-p", Count: mremaptest.MappingsSpannedHere(2)}
+			wantVMA := mremap.VMA{Found: true, Permissions: "rw-p", Count: mremaptest.MappingsSpannedHere(string(probe), 2)}
 			if c.VMA != wantVMA {
 				t.Errorf("mapping %+v, want %+v (the first of the two)", c.VMA, wantVMA)
 			}

@@ -305,7 +305,28 @@ func (f facts) unraised(p Plan) []Unraised {
 		out = append(out, Unraised{Signals: targetSignals, Lacks: []string{
 			fmt.Sprintf("the kernel has no task vma iterator (bpf_iter_task_vma_new, Linux 6.7 or later; %v), which finds the mappings in a range", f.vmaIter)}})
 	}
+	if p.Probe == ProbeKprobe && f.kprobesMaskIRQs {
+		out = append(out, Unraised{Signals: (callerSignals | targetSignals) &^ unraisedSignals(out), Lacks: []string{oneLookupPerCall}})
+	}
 	return out
+}
+
+// oneLookupPerCall is why kprobe programs on arm64 look up one mapping per
+// call. Its kprobes run from a breakpoint exception with interrupts
+// masked; a program there releases a process's mmap lock through an
+// irq_work that cannot run until it returns, and until then every other
+// lookup (bpf_find_vma, the task vma iterator) fails with -EBUSY. The one
+// lookup is the mapping at old_address; the count of the mappings a range
+// spans is left out too.
+const oneLookupPerCall = "arm64 kprobes run with interrupts masked, where a program can take the process's mmap lock once per call, for the mapping at old_address (tracepoint mode raises them)"
+
+// unraisedSignals are the signals of us.
+func unraisedSignals(us []Unraised) mremap.Signals {
+	var s mremap.Signals
+	for _, u := range us {
+		s |= u.Signals
+	}
+	return s
 }
 
 // raises tells whether p raises the signals s.

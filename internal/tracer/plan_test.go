@@ -358,24 +358,33 @@ func TestUnraisedSignals(t *testing.T) {
 	lookup := mremap.Signals(1<<mremap.SignalExecMove | 1<<mremap.SignalWriteExec | 1<<mremap.SignalSpecialMove |
 		1<<mremap.SignalUnbackedCaller | 1<<mremap.SignalFixedReplace)
 	noIter := errors.New("no bpf_iter_task_vma_new")
+	caller := mremap.Signals(1 << mremap.SignalUnbackedCaller)
+	target := mremap.Signals(1 << mremap.SignalFixedReplace)
 	tests := []struct {
-		name string
-		f    facts
-		opts Options
-		want []Unraised // Lacks checked by their start
+		name  string
+		f     facts
+		probe Probe
+		opts  Options
+		want  []Unraised
 	}{
-		{"everything", facts{}, Options{}, nil},
-		{"lookup skipped", facts{}, Options{SkipVMALookup: true}, []Unraised{{Signals: lookup, Why: VMALookupSkipped}}},
+		{"everything", facts{}, ProbeTracepoint, Options{}, nil},
+		{"arm64 tracepoints: everything", facts{kprobesMaskIRQs: true}, ProbeTracepoint, Options{}, nil},
+		{"arm64 kprobes: one lookup per call", facts{kprobesMaskIRQs: true}, ProbeKprobe, Options{},
+			[]Unraised{{Signals: caller | target, Lacks: []string{oneLookupPerCall}}}},
+		{"arm64 kprobes before 6.7", facts{kprobesMaskIRQs: true, vmaIter: noIter}, ProbeKprobe, Options{},
+			[]Unraised{{Signals: target, Lacks: []string{"the kernel has no task vma iterator (bpf_iter_task_vma_new, Linux 6.7 or later; no bpf_iter_task_vma_new), which finds the mappings in a range"}},
+				{Signals: caller, Lacks: []string{oneLookupPerCall}}}},
+		{"lookup skipped", facts{}, ProbeTracepoint, Options{SkipVMALookup: true}, []Unraised{{Signals: lookup, Why: VMALookupSkipped}}},
 		{"no bpf_find_vma", facts{helpers: map[ebpf.ProgramType]map[asm.BuiltinFunc]error{ebpf.TracePoint: {asm.FnFindVma: ebpf.ErrNotSupported}}},
-			Options{}, []Unraised{{Signals: lookup, Why: VMALookupKernel}}},
-		{"no task vma iterator (before 6.7)", facts{vmaIter: noIter}, Options{},
+			ProbeTracepoint, Options{}, []Unraised{{Signals: lookup, Why: VMALookupKernel}}},
+		{"no task vma iterator (before 6.7)", facts{vmaIter: noIter}, ProbeTracepoint, Options{},
 			[]Unraised{{Signals: 1 << mremap.SignalFixedReplace, Lacks: []string{"the kernel has no task vma iterator (bpf_iter_task_vma_new, Linux 6.7 or later; no bpf_iter_task_vma_new), which finds the mappings in a range"}}}},
 		{"no bpf_task_pt_regs (before 5.15)", facts{helpers: map[ebpf.ProgramType]map[asm.BuiltinFunc]error{ebpf.TracePoint: {asm.FnTaskPtRegs: ebpf.ErrNotSupported}}},
-			Options{}, []Unraised{{Signals: 1 << mremap.SignalUnbackedCaller, Lacks: []string{"tracepoint programs cannot call bpf_task_pt_regs (Linux 5.15 or later), which finds the caller's instruction pointer: not supported"}}}},
+			ProbeTracepoint, Options{}, []Unraised{{Signals: 1 << mremap.SignalUnbackedCaller, Lacks: []string{"tracepoint programs cannot call bpf_task_pt_regs (Linux 5.15 or later), which finds the caller's instruction pointer: not supported"}}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := tt.f.complete(Plan{Probe: ProbeTracepoint}, tt.opts)
+			p, err := tt.f.complete(Plan{Probe: tt.probe}, tt.opts)
 			require.NoError(t, err)
 			assert.Equal(t, tt.want, p.Unraised)
 		})

@@ -31,7 +31,7 @@ func TestSignals(t *testing.T) {
 			want := map[mremap.Signal]uint64{}
 			for i, m := range made {
 				e := mremaptest.SignalExpectationOf(t, m.Name)
-				signals := mremaptest.RaisedHere(e.Signals)
+				signals := mremaptest.RaisedHere(string(tr.Probe()), e.Signals)
 				assert.Equal(t, signals, calls[i].Signals.String(), "%s: signals", m.Name)
 				assert.Equal(t, e.Result, calls[i].Result(), "%s", m.Name)
 				assert.Equal(t, e.Move, calls[i].Move.String(), "%s", m.Name)
@@ -63,7 +63,7 @@ func TestSignalsWithoutLookup(t *testing.T) {
 	want := map[mremap.Signal]uint64{}
 	for _, m := range made {
 		e := mremaptest.SignalExpectationOf(t, m.Name)
-		for _, name := range splitSignals(mremaptest.RaisedHere(e.Signals)) {
+		for _, name := range splitSignals(mremaptest.RaisedHere(string(tr.Probe()), e.Signals)) {
 			for s := mremap.Signal(0); int(s) < mremap.NumSignals; s++ {
 				if s.String() == name && off&(1<<s) == 0 {
 					want[s]++

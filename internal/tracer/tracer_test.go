@@ -187,7 +187,7 @@ func testCallsAndAggregates(t *testing.T, helper string, opts Options) {
 		wantVMA := mremap.VMA{}
 		if m.Maps != nil {
 			wantVMA = mremap.VMA{Found: true, Permissions: m.Maps.Permissions, Path: m.Maps.Path,
-				Count: mremaptest.MappingsSpannedHere(m.Maps.Count)}
+				Count: mremaptest.MappingsSpannedHere(string(probe), m.Maps.Count)}
 		}
 		if c.VMA != wantVMA {
 			t.Errorf("%s: mapping %+v, /proc/self/maps showed %+v", m.Name, c.VMA, wantVMA)
@@ -195,7 +195,7 @@ func testCallsAndAggregates(t *testing.T, helper string, opts Options) {
 		if c.Process.StartTime == 0 {
 			t.Errorf("%s: process start time 0", m.Name)
 		}
-		if got, want := c.Signals.String(), mremaptest.RaisedHere(want.Signals); got != want {
+		if got, want := c.Signals.String(), mremaptest.RaisedHere(string(probe), want.Signals); got != want {
 			t.Errorf("%s: signals %q, want %q", m.Name, got, want)
 		}
 		// The helper's mappings: a few dozen, and they do not vary much.
@@ -439,7 +439,7 @@ func TestVMAPathCrossesMount(t *testing.T) {
 				if m.Maps == nil || filepath.Dir(m.Maps.Path) != dir {
 					t.Fatalf("%s: /proc/self/maps showed %+v, want a file in %s", m.Name, m.Maps, dir)
 				}
-				want := mremap.VMA{Found: true, Permissions: "r--s", Path: m.Maps.Path, Count: mremaptest.MappingsSpannedHere(1)}
+				want := mremap.VMA{Found: true, Permissions: "r--s", Path: m.Maps.Path, Count: mremaptest.MappingsSpannedHere(string(tr.Probe()), 1)}
 				if calls[i].VMA != want {
 					t.Errorf("%s: mapping %+v, want %+v", m.Name, calls[i].VMA, want)
 				}

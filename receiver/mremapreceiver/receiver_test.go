@@ -252,7 +252,7 @@ func TestSignals(t *testing.T) {
 			limit.End = time.Now()
 			want := map[string]int64{"map_count_limit": 1}
 			for _, m := range run.Made {
-				if s := mremaptest.RaisedHere(mremaptest.SignalExpectationOf(t, m.Name).Signals); s != "" {
+				if s := mremaptest.RaisedHere(probe, mremaptest.SignalExpectationOf(t, m.Name).Signals); s != "" {
 					for _, name := range strings.Split(s, "|") {
 						want[name]++
 					}

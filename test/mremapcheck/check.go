@@ -244,14 +244,14 @@ func RecordAttributes(m mremaptest.Made, run Run) map[string]any {
 	if m.Maps != nil {
 		want["mremap.vma.permissions"] = m.Maps.Permissions
 		want["mremap.vma.path"] = m.Maps.Path
-		if n := mremaptest.MappingsSpannedHere(m.Maps.Count); n > 0 {
+		if n := mremaptest.MappingsSpannedHere(run.Probe, m.Maps.Count); n > 0 {
 			want["mremap.vma.count"] = int64(n)
 		}
 	}
 	if e.Result == "ok" {
 		want["mremap.result_address"] = m.Return
 	}
-	if signals := mremaptest.RaisedHere(e.Signals); signals != "" {
+	if signals := mremaptest.RaisedHere(run.Probe, e.Signals); signals != "" {
 		want["mremap.signals"] = signals
 	}
 	return want

@@ -53,7 +53,7 @@ func Metrics(md pmetric.Metrics, probe string) []string {
 	wantSize := map[string]sizeWant{}
 	wantSignals := map[string]int64{}
 	for _, e := range mremaptest.Expected {
-		if signals := mremaptest.RaisedHere(e.Signals); signals != "" {
+		if signals := mremaptest.RaisedHere(probe, e.Signals); signals != "" {
 			for _, s := range strings.Split(signals, "|") {
 				wantSignals[s]++
 			}
