@@ -43,13 +43,15 @@ func benchRawEvent() []byte {
 	return raw
 }
 
+// BenchmarkDecodeEvent decodes one record again and again, as the reader
+// does a run of records of one process.
 func BenchmarkDecodeEvent(b *testing.B) {
 	raw := benchRawEvent()
-	clock := ClockWithOffset(1_700_000_000_000_000_000)
+	d := decoder{clock: ClockWithOffset(1_700_000_000_000_000_000)}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		c, err := decodeEvent(raw, clock)
+		c, err := d.decode(raw)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -19,13 +19,40 @@ var errMalformed = errors.New("malformed ring buffer record")
 // kernel leaves the path out (EVENT_SIZE_NO_PATH).
 const eventSizeNoPath = int(unsafe.Offsetof(bpf.MremapEvent{}.Vma) + unsafe.Offsetof(bpf.MremapVma{}.Path))
 
-// decodeEvent turns a ring buffer record into a Call. A record shorter than
-// the struct (truncated; a record whose mapping has no path may end where
-// the path would start), or a corrupt one (its exit precedes its entry on
-// the kernel's monotonic clock, or its comm lacks the NUL the kernel always
+// decoder turns ring buffer records into Calls, for one reader. It keeps
+// the strings of the last record it decoded (comm, mapping permissions and
+// path): consecutive records mostly come from one process and one mapping,
+// whose strings it then reuses without the shared table's lock and hash.
+type decoder struct {
+	clock             Clock
+	comm, perms, path lastString
+}
+
+// lastString is the string made of raw, the bytes of the last record.
+type lastString struct{ raw, s string }
+
+// get is the string of b (interned), the last one when b is the same bytes.
+func (l *lastString) get(b []byte) string {
+	// Comparing with string(b) does not allocate.
+	if string(b) != l.raw {
+		l.raw, l.s = interned.get(b)
+	}
+	return l.s
+}
+
+// decodeEvent decodes one record with a decoder of its own.
+func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
+	d := decoder{clock: clock}
+	return d.decode(raw)
+}
+
+// decode turns a ring buffer record into a Call. A record shorter than the
+// struct (truncated; a record whose mapping has no path may end where the
+// path would start), or a corrupt one (its exit precedes its entry on the
+// kernel's monotonic clock, or its comm lacks the NUL the kernel always
 // writes, or its classification is not one the kernel makes), is an
 // errMalformed.
-func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
+func (d *decoder) decode(raw []byte) (mremap.Call, error) {
 	var e bpf.MremapEvent
 	if len(raw) < eventSizeNoPath {
 		return mremap.Call{}, fmt.Errorf("%w: %d bytes, want %d (%d without a path)", errMalformed, len(raw), unsafe.Sizeof(e), eventSizeNoPath)
@@ -45,14 +72,14 @@ func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
 		return mremap.Call{}, fmt.Errorf("%w: comm %q is not NUL-terminated", errMalformed, commString(e.Comm))
 	}
 	return mremap.Call{
-		Enter:    clock.Wall(e.EnterNs),
-		Exit:     clock.Wall(e.ExitNs),
+		Enter:    d.clock.Wall(e.EnterNs),
+		Exit:     d.clock.Wall(e.ExitNs),
 		Duration: time.Duration(e.ExitNs - e.EnterNs),
 		Process: mremap.Process{
 			PID:       e.Tgid,
 			PPID:      e.Ppid,
 			UID:       e.Uid,
-			Comm:      commString(e.Comm),
+			Comm:      d.comm.get(commBytes(e.Comm)),
 			StartTime: e.StartTime,
 		},
 		TID:        e.Tid,
@@ -67,43 +94,52 @@ func decodeEvent(raw []byte, clock Clock) (mremap.Call, error) {
 		Move:       mremap.Move(e.Move),
 		Signals:    mremap.Signals(e.Signals),
 		MapCount:   e.MapCount,
-		VMA:        decodeVMA(&e.Vma),
+		VMA:        d.decodeVMA(&e.Vma),
 	}, nil
 }
 
 // decodeVMA turns the kernel's view of the mapping at old_address into a
 // VMA. The path is shown as /proc/PID/maps would show it.
-func decodeVMA(v *bpf.MremapVma) mremap.VMA {
+func (d *decoder) decodeVMA(v *bpf.MremapVma) mremap.VMA {
 	if v.Flags&uint8(bpf.MremapVmaFlagVMA_FOUND) == 0 {
 		return mremap.VMA{}
 	}
 	n := min(int(v.PathLen), len(v.Path))
 	path := bytesOf(v.Path[:n])
+	vma := mremap.VMA{Found: true, Permissions: d.perms.get(bytesOf(v.Perms[:])), Count: int(v.Count)}
+	truncated := v.Flags&uint8(bpf.MremapVmaFlagVMA_PATH_TRUNCATED) != 0
+	deleted := v.Flags&uint8(bpf.MremapVmaFlagVMA_PATH_DELETED) != 0
+	if !truncated && !deleted {
+		vma.Path = d.path.get(path)
+		return vma
+	}
+	// Rare: these are built anew each time.
 	prefix, suffix := "", ""
-	if v.Flags&uint8(bpf.MremapVmaFlagVMA_PATH_TRUNCATED) != 0 {
+	if truncated {
 		prefix = "..."
 	}
-	if v.Flags&uint8(bpf.MremapVmaFlagVMA_PATH_DELETED) != 0 {
+	if deleted {
 		suffix = " (deleted)"
 	}
-	return mremap.VMA{
-		Found:       true,
-		Permissions: interned.get("", bytesOf(v.Perms[:]), ""),
-		Path:        interned.get(prefix, path, suffix),
-		Count:       int(v.Count),
-	}
+	vma.Path = prefix + mremap.Escape(path) + suffix
+	return vma
 }
 
 // commString is a comm up to its NUL.
 func commString(name [16]int8) string {
+	_, s := interned.get(commBytes(name))
+	return s
+}
+
+// commBytes is a comm's bytes up to its NUL.
+func commBytes(name [16]int8) []byte {
 	b := bytesOf(name[:])
 	for i, c := range b {
 		if c == 0 {
-			b = b[:i]
-			break
+			return b[:i]
 		}
 	}
-	return interned.get("", b, "")
+	return b
 }
 
 // bytesOf views C chars as bytes.

@@ -13,35 +13,33 @@ import (
 // space and may hold any bytes), so that decoding a record allocates
 // nothing once its strings were seen. It is bounded: when full it starts
 // over.
-var interned = stringTable{m: map[string]string{}}
+var interned = stringTable{m: map[string]internedString{}}
 
 const maxInterned = 8192
 
 type stringTable struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string]internedString
 }
 
-// get returns prefix+mremap.Escape(b)+suffix, stored once when prefix and
-// suffix are empty. (Prefixes and suffixes mark truncated and deleted
-// paths, which are rare.)
-func (t *stringTable) get(prefix string, b []byte, suffix string) string {
-	if prefix != "" || suffix != "" {
-		return prefix + mremap.Escape(b) + suffix
-	}
+// internedString is mremap.Escape(raw), and raw.
+type internedString struct{ raw, s string }
+
+// get returns mremap.Escape(b), and b as a string: both stored once.
+func (t *stringTable) get(b []byte) (raw, s string) {
 	if len(b) == 0 {
-		return ""
+		return "", ""
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	// A map lookup keyed by string(b) does not allocate.
-	if s, ok := t.m[string(b)]; ok {
-		return s
+	if e, ok := t.m[string(b)]; ok {
+		return e.raw, e.s
 	}
 	if len(t.m) >= maxInterned {
 		clear(t.m)
 	}
-	s := mremap.Escape(b)
-	t.m[string(b)] = s
-	return s
+	e := internedString{raw: string(b), s: mremap.Escape(b)}
+	t.m[e.raw] = e
+	return e.raw, e.s
 }

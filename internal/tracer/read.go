@@ -15,8 +15,13 @@ import (
 // pollInterval, so records of a quiet host are read within that time.
 const pollInterval = 100 * time.Millisecond
 
-// clockRefresh is how often Read measures the clock offset again.
-const clockRefresh = time.Minute
+// clockRefresh is how often Read measures the clock offset again. It looks
+// at the time when the ring buffer is empty, and every clockCheckRecords
+// records while it is not.
+const (
+	clockRefresh      = time.Minute
+	clockCheckRecords = 4096
+)
 
 // Read blocks until the next call arrives and returns it. A record that is
 // truncated or corrupt is skipped and counted as Drops.MalformedRecord. It
@@ -33,6 +38,7 @@ func (t *Tracer) Read() (mremap.Call, error) {
 			// again. The reader waits only once the ring is empty, so
 			// the deadline is renewed here alone.
 			t.reader.SetDeadline(time.Now().Add(pollInterval))
+			t.checkClock()
 			continue
 		}
 		if closed(err) || errFlushed(err) && t.stopped.Load() {
@@ -42,18 +48,25 @@ func (t *Tracer) Read() (mremap.Call, error) {
 		if err != nil {
 			return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
 		}
-		// The real-time clock is stepped and slewed (NTP) while the
-		// monotonic one is not: measure the offset between them again now
-		// and then.
-		if time.Since(t.clockAt) > clockRefresh {
-			t.clock, t.clockAt = NewClock(), time.Now()
+		if t.sinceClock++; t.sinceClock >= clockCheckRecords {
+			t.checkClock()
 		}
-		c, err := decodeEvent(t.record.RawSample, t.clock)
+		c, err := t.decoder.decode(t.record.RawSample)
 		if err != nil {
 			t.malformed.Add(1)
 			continue
 		}
 		return c, nil
+	}
+}
+
+// checkClock measures the clock offset again when it is clockRefresh old:
+// the real-time clock is stepped and slewed (NTP) while the monotonic one
+// is not.
+func (t *Tracer) checkClock() {
+	t.sinceClock = 0
+	if time.Since(t.clockAt) > clockRefresh {
+		t.decoder.clock, t.clockAt = NewClock(), time.Now()
 	}
 }
 

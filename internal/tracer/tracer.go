@@ -43,8 +43,10 @@ type Tracer struct {
 
 	reader  *ringbuf.Reader // nil without Options.Events
 	record  ringbuf.Record
-	clock   Clock
-	clockAt time.Time // when clock was measured
+	decoder decoder
+	clockAt time.Time // when the decoder's clock was measured
+	// sinceClock counts the records read since the clock was checked.
+	sinceClock int
 	// malformed counts the ring buffer records Read skipped because they
 	// were truncated or corrupt (Drops.MalformedRecord).
 	malformed atomic.Uint64
@@ -123,7 +125,7 @@ func open(opts Options, plan Plan, tracefs string) (_ *Tracer, err error) {
 	}
 	return &Tracer{
 		plan: plan, objs: objs, links: links, kretprobes: k, ia32: ia32,
-		reader: reader, clock: NewClock(), clockAt: time.Now(),
+		reader: reader, decoder: decoder{clock: NewClock()}, clockAt: time.Now(),
 	}, nil
 }
 
