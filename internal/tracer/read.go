@@ -27,37 +27,61 @@ const (
 // truncated or corrupt is skipped and counted as Drops.MalformedRecord. It
 // returns ErrClosed once Close was called, or at once if the tracer was
 // opened without Events. One goroutine at a time may call it.
-func (t *Tracer) Read() (mremap.Call, error) {
+func (t *Tracer) Read() (mremap.Call, error) { return t.ReadUntil(time.Time{}) }
+
+// ReadUntil is Read that gives up at deadline (the zero time: never), with
+// os.ErrDeadlineExceeded, when no call arrived by then.
+func (t *Tracer) ReadUntil(deadline time.Time) (mremap.Call, error) {
 	if t.reader == nil {
 		return mremap.Call{}, ErrClosed
 	}
+	// The reader waits only once the ring is empty, and until its own
+	// deadline: the next poll, or the caller's when that comes first.
+	if !deadline.IsZero() && deadline.Before(t.pollAt) {
+		t.setPoll(deadline)
+	}
 	for {
 		err := t.reader.ReadInto(&t.record)
+		if err == nil {
+			if t.sinceClock++; t.sinceClock >= clockCheckRecords {
+				t.checkClock()
+			}
+			c, err := t.decoder.decode(t.record.RawSample)
+			if err != nil {
+				t.malformed.Add(1)
+				continue
+			}
+			return c, nil
+		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			// The kernel does not wake the reader for every record: poll
-			// again. The reader waits only once the ring is empty, so
-			// the deadline is renewed here alone.
-			t.reader.SetDeadline(time.Now().Add(pollInterval))
+			// The kernel does not wake the reader for every record:
+			// the ring is empty, poll again, unless the caller's time
+			// is up.
+			now := time.Now()
 			t.checkClock()
+			if !deadline.IsZero() && !now.Before(deadline) {
+				t.setPoll(now.Add(pollInterval))
+				return mremap.Call{}, os.ErrDeadlineExceeded
+			}
+			next := now.Add(pollInterval)
+			if !deadline.IsZero() && deadline.Before(next) {
+				next = deadline
+			}
+			t.setPoll(next)
 			continue
 		}
 		if closed(err) || errFlushed(err) && t.stopped.Load() {
 			// Closed; or Stop detached the probes and every record is read.
 			return mremap.Call{}, ErrClosed
 		}
-		if err != nil {
-			return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
-		}
-		if t.sinceClock++; t.sinceClock >= clockCheckRecords {
-			t.checkClock()
-		}
-		c, err := t.decoder.decode(t.record.RawSample)
-		if err != nil {
-			t.malformed.Add(1)
-			continue
-		}
-		return c, nil
+		return mremap.Call{}, fmt.Errorf("read ring buffer: %w", err)
 	}
+}
+
+// setPoll sets when the reader stops waiting for the ring buffer.
+func (t *Tracer) setPoll(at time.Time) {
+	t.pollAt = at
+	t.reader.SetDeadline(at)
 }
 
 // checkClock measures the clock offset again when it is clockRefresh old:

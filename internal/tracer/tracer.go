@@ -47,6 +47,7 @@ type Tracer struct {
 	clockAt time.Time // when the decoder's clock was measured
 	// sinceClock counts the records read since the clock was checked.
 	sinceClock int
+	pollAt     time.Time // the reader's deadline
 	// malformed counts the ring buffer records Read skipped because they
 	// were truncated or corrupt (Drops.MalformedRecord).
 	malformed atomic.Uint64
@@ -121,12 +122,15 @@ func open(opts Options, plan Plan, tracefs string) (_ *Tracer, err error) {
 		if reader, err = ringbuf.NewReader(objs.maps.Events); err != nil {
 			return nil, fmt.Errorf("open ring buffer reader: %w", err)
 		}
-		reader.SetDeadline(time.Now().Add(pollInterval))
 	}
-	return &Tracer{
+	t := &Tracer{
 		plan: plan, objs: objs, links: links, kretprobes: k, ia32: ia32,
 		reader: reader, decoder: decoder{clock: NewClock()}, clockAt: time.Now(),
-	}, nil
+	}
+	if reader != nil {
+		t.setPoll(time.Now().Add(pollInterval))
+	}
+	return t, nil
 }
 
 // Ia32Attached tells whether the raw_syscalls programs that catch 32-bit
