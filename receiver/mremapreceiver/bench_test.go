@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/xpdata"
 	"go.opentelemetry.io/collector/receiver/receivertest"
 	"golang.org/x/sys/unix"
 
@@ -64,14 +66,14 @@ func benchCalls(n, procs int) []observedCall {
 	return calls
 }
 
-// BenchmarkToLogs converts a batch of 1024 calls of 8 processes into one
+// BenchmarkToLogs converts a batch of maxBatch calls of 8 processes into one
 // plog.Logs, as the receiver does, and reports the cost per record.
 func BenchmarkToLogs(b *testing.B) {
 	calls := benchCalls(maxBatch, 8)
 	benchToLogs(b, calls)
 }
 
-// BenchmarkToLogsLoadGenerator converts a batch of 1024 calls shaped as
+// BenchmarkToLogsLoadGenerator converts a batch of maxBatch calls shaped as
 // make bench's load generator makes them with the default configuration:
 // one process shrinking and growing an anonymous mapping in place (flags
 // 0, success), the mapping looked up (vma_lookup), 16 attributes a record.
@@ -101,25 +103,61 @@ func BenchmarkToLogsLoadGenerator(b *testing.B) {
 	benchToLogs(b, calls)
 }
 
+// BenchmarkPdataFloor builds what BenchmarkToLogsLoadGenerator's batch
+// becomes, with constants and nothing else: one resource, maxBatch log records
+// with a body and 16 attributes each (9 ints, 7 strings). pdata allocates a
+// record, its attribute slice and every value apart, whoever fills them:
+// this is the least a producer of these records pays, to compare the
+// receiver's cost per record with.
+func BenchmarkPdataFloor(b *testing.B) {
+	body := "mremap(0x7f3a2c000000, 8192, 4096, 0) = 0x7f3a2c000000"
+	var mb xpdata.MapBuilder
+	benchRecords(b, maxBatch, func() plog.Logs {
+		ld := plog.NewLogs()
+		rl := ld.ResourceLogs().AppendEmpty()
+		rl.Resource().Attributes().PutStr("host.name", "bench-host")
+		lrs := rl.ScopeLogs().AppendEmpty().LogRecords()
+		lrs.EnsureCapacity(maxBatch)
+		for i := range maxBatch {
+			lr := lrs.AppendEmpty()
+			lr.SetTimestamp(pcommon.Timestamp(i))
+			lr.Body().SetStr(body)
+			mb.EnsureCapacity(16)
+			for _, k := range []string{"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"} {
+				mb.AppendEmpty(k).SetInt(int64(i))
+			}
+			for _, k := range []string{"s0", "s1", "s2", "s3", "s4", "s5", "s6"} {
+				mb.AppendEmpty(k).SetStr(k)
+			}
+			mb.UnsafeIntoMap(lr.Attributes())
+		}
+		return ld
+	})
+}
+
 // benchToLogs converts calls into one plog.Logs per op, as the receiver
 // does a batch, and reports per record: the wall-clock time, the process's
 // CPU time (getrusage: the garbage collector's work on other threads
 // included, which is what the collector pays), the allocations and bytes.
 func benchToLogs(b *testing.B, calls []observedCall) {
 	c := newLogConverter(createDefaultConfig(), "bench-host", string(tracer.ProbeTracepoint))
+	benchRecords(b, len(calls), func() plog.Logs { return c.toLogs(calls) })
+}
+
+// benchRecords runs build, which makes n log records, once per op.
+func benchRecords(b *testing.B, n int, build func() plog.Logs) {
 	b.ReportAllocs()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	cpu0 := processCPU(b)
 	for b.Loop() {
-		ld := c.toLogs(calls)
-		if ld.LogRecordCount() != len(calls) {
-			b.Fatalf("%d log records, want %d", ld.LogRecordCount(), len(calls))
+		if ld := build(); ld.LogRecordCount() != n {
+			b.Fatalf("%d log records, want %d", ld.LogRecordCount(), n)
 		}
 	}
 	cpu := processCPU(b) - cpu0
 	runtime.ReadMemStats(&after)
-	records := float64(b.N * len(calls))
+	records := float64(b.N * n)
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/records, "ns/record")
 	b.ReportMetric(float64(cpu.Nanoseconds())/records, "cpu-ns/record")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/records, "allocs/record")

@@ -3,7 +3,7 @@
 package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver"
 
 import (
-	"slices"
+	"time"
 	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -14,27 +14,27 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/receiver/mremapreceiver/internal/metadata"
 )
 
-// logConverter turns calls into log records, one ResourceLogs per process.
-// It is used by one goroutine at a time: it keeps scratch space between
-// batches.
+// logConverter turns calls into log records, one ResourceLogs per process
+// in the order processes first appear: add appends a call's record to the
+// batch being built, take hands the batch over and starts the next. It is
+// used by one goroutine at a time.
 type logConverter struct {
 	hostName    string // empty when host.name is disabled or unknown
 	probe       string
 	redact      bool // redact_addresses
 	commandLine bool // process.command_line is enabled
 
-	// Scratch space of toLogs, kept between batches.
-	groupOf map[processKey]int // a process's index in groups
-	groups  []callGroup
-	group   []int32 // the group of each call
-	attrs   attributeWriter
-}
-
-// callGroup is the calls of one process in a batch.
-type callGroup struct {
-	first int // the index of its first call
-	n     int // how many calls it has
-	sl    plog.ScopeLogs
+	// The batch being built.
+	ld      plog.Logs
+	n       int                                // its records
+	scopes  map[processKey]plog.LogRecordSlice // each process's records
+	lastKey processKey                         // the process of the last record
+	last    plog.LogRecordSlice
+	// bodies holds the bodies of the batch, each a string over its part:
+	// a buffer is never written again where a body points, and a full one
+	// is left to the bodies in it.
+	bodies []byte
+	attrs  attributeWriter
 }
 
 func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
@@ -49,64 +49,80 @@ func newLogConverter(cfg *Config, hostName, probe string) *logConverter {
 	return c
 }
 
-// bodySizeHint is about how long a body is: mremap(0x7f3a2c000000, 4096,
-// 8192, MREMAP_MAYMOVE) = 0x7f3a2c100000 is 65 bytes.
-const bodySizeHint = 72
+// A body buffer holds bodiesPerBuffer bodies of about bodySizeHint bytes:
+// mremap(0x7f3a2c000000, 4096, 8192, MREMAP_MAYMOVE) = 0x7f3a2c100000 is
+// 65. A new one is started when less than maxBodySize is left.
+const (
+	bodySizeHint    = 72
+	bodiesPerBuffer = 512
+	maxBodySize     = 256
+)
 
-// toLogs converts a batch of calls.
+// observedCall is a call with when the receiver read it (the record's
+// ObservedTimestamp) and what /proc said of its process then.
+type observedCall struct {
+	mremap.Call
+	proc     processInfo
+	observed time.Time
+}
+
+// toLogs converts calls into one batch.
 func (c *logConverter) toLogs(calls []observedCall) plog.Logs {
-	// First the calls are grouped by process, so that every slice is
-	// allocated once at its final size.
-	if c.groupOf == nil {
-		c.groupOf = map[processKey]int{}
-	}
-	clear(c.groupOf)
-	c.groups = c.groups[:0]
-	c.group = slices.Grow(c.group[:0], len(calls))
-	var lastKey processKey
-	last := -1
 	for i := range calls {
-		// Runs of calls from one process skip the map.
-		if k := keyOf(calls[i].Process); last < 0 || k != lastKey {
-			g, ok := c.groupOf[k]
-			if !ok {
-				g = len(c.groups)
-				c.groupOf[k] = g
-				c.groups = append(c.groups, callGroup{first: i})
-			}
-			lastKey, last = k, g
-		}
-		c.groups[last].n++
-		c.group = append(c.group, int32(last))
+		c.add(&calls[i].Call, &calls[i].proc, pcommon.NewTimestampFromTime(calls[i].observed))
 	}
+	return c.take()
+}
 
-	ld := plog.NewLogs()
-	rls := ld.ResourceLogs()
-	rls.EnsureCapacity(len(c.groups))
-	for g := range c.groups {
-		first := &calls[c.groups[g].first]
-		rl := rls.AppendEmpty()
-		c.setResource(rl.Resource().Attributes(), first.Process, first.proc)
-		sl := rl.ScopeLogs().AppendEmpty()
-		sl.Scope().SetName(metadata.ScopeName)
-		sl.LogRecords().EnsureCapacity(c.groups[g].n)
-		c.groups[g].sl = sl
-	}
+// len is how many records the batch being built holds.
+func (c *logConverter) len() int { return c.n }
 
-	// The bodies of the batch are written into one buffer, and each is a
-	// string over its part of it: one allocation per batch, not one per
-	// record. The buffer is never written again where a body points.
-	bodies := make([]byte, 0, len(calls)*bodySizeHint)
-	for i := range calls {
-		call := &calls[i].Call
-		start := len(bodies)
-		bodies = call.AppendText(bodies, c.redact)
-		body := unsafe.String(&bodies[start], len(bodies)-start)
-		lr := c.groups[c.group[i]].sl.LogRecords().AppendEmpty()
-		c.setLogRecord(lr, call, body, pcommon.NewTimestampFromTime(calls[i].observed))
+// take returns the batch built so far and starts a new one.
+func (c *logConverter) take() plog.Logs {
+	ld := c.ld
+	if c.n == 0 {
+		ld = plog.NewLogs()
 	}
-	clear(c.groups) // drop the references to ld
+	c.ld, c.n, c.bodies = plog.Logs{}, 0, nil
+	clear(c.scopes) // drop the references to ld
+	c.last = plog.LogRecordSlice{}
 	return ld
+}
+
+// add appends the log record of call, read at observed, to its process's
+// records; proc is what /proc said of the process when the call was read.
+func (c *logConverter) add(call *mremap.Call, proc *processInfo, observed pcommon.Timestamp) {
+	if c.n == 0 {
+		c.ld = plog.NewLogs()
+		if c.scopes == nil {
+			c.scopes = map[processKey]plog.LogRecordSlice{}
+		}
+	}
+	// Runs of calls from one process skip the map.
+	if k := keyOf(call.Process); c.n == 0 || k != c.lastKey {
+		lrs, ok := c.scopes[k]
+		if !ok {
+			rl := c.ld.ResourceLogs().AppendEmpty()
+			c.setResource(rl.Resource().Attributes(), call.Process, *proc)
+			sl := rl.ScopeLogs().AppendEmpty()
+			sl.Scope().SetName(metadata.ScopeName)
+			lrs = sl.LogRecords()
+			if c.n == 0 {
+				// Most batches are mostly one process's: the first.
+				lrs.EnsureCapacity(maxBatch)
+			}
+			c.scopes[k] = lrs
+		}
+		c.lastKey, c.last = k, lrs
+	}
+	c.n++
+	if cap(c.bodies)-len(c.bodies) < maxBodySize {
+		c.bodies = make([]byte, 0, bodiesPerBuffer*bodySizeHint)
+	}
+	start := len(c.bodies)
+	c.bodies = call.AppendText(c.bodies, c.redact)
+	body := unsafe.String(&c.bodies[start], len(c.bodies)-start)
+	c.setLogRecord(c.last.AppendEmpty(), call, body, observed)
 }
 
 func (c *logConverter) setResource(attrs pcommon.Map, p mremap.Process, info processInfo) {

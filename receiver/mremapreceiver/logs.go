@@ -5,8 +5,11 @@ package mremapreceiver // import "github.com/otelcol-mremap/otelcol-mremap/recei
 import (
 	"context"
 	"errors"
+	"os"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/zap"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremap"
@@ -16,160 +19,161 @@ import (
 
 const (
 	// A batch of log records is sent when it holds maxBatch records, or
-	// batchWait after its first record arrived.
-	maxBatch  = 1024
+	// batchWait after its first record was read.
+	maxBatch  = 512
 	batchWait = 200 * time.Millisecond
-	// The reader hands calls to the batcher in chunks of up to readChunk,
-	// or fewer when the ring buffer holds no more: one channel operation
-	// per chunk, not per call.
-	readChunk = 64
+	// Calls read one after the other share the time the first of them
+	// was read (their ObservedTimestamp), up to observedRun of them.
+	observedRun = 64
 )
 
-// observedCall is a call with when the receiver read it (the record's
-// ObservedTimestamp) and what /proc said of its process then: looked up at
-// once, while short-lived processes still exist.
-type observedCall struct {
-	mremap.Call
-	proc     processInfo
-	observed time.Time
-}
-
-// startLogs starts the reader and the batcher.
+// startLogs starts the reader, which builds the batches of log records,
+// and the sender, which sends them down the pipeline.
 func (r *mremapReceiver) startLogs() {
-	calls := make(chan []observedCall, maxBatch/readChunk)
-	r.chunks.free = make(chan []observedCall, maxBatch/readChunk+2)
+	batches := make(chan plog.Logs)
 	r.logsWG.Add(2)
-	go r.readCalls(calls)
-	go r.sendLogs(calls)
+	go r.readLogs(batches)
+	go r.sendLogs(batches)
 }
 
-// readCalls moves calls from the ring buffer to the batcher. When the
-// batcher falls behind, the channel fills, reading stops, and the kernel
-// counts what no longer fits the ring buffer as ring_buffer_full.
-func (r *mremapReceiver) readCalls(out chan<- []observedCall) {
+// readLogs reads the calls from the ring buffer and turns each into a log
+// record at once, in the batch it hands to the sender when full or
+// batchWait old. While the sender is busy with the batch before, the
+// reader goes on filling the next; when that one is full too, reading
+// stops, and the kernel counts what no longer fits the ring buffer as
+// ring_buffer_full. Without a metrics pipeline it also warns, every
+// collection_interval, of the calls not delivered in full, so that they
+// are not lost silently.
+func (r *mremapReceiver) readLogs(out chan<- plog.Logs) {
 	defer r.logsWG.Done()
 	defer close(out)
-	procs := newProcessCache("/proc", r.cfg.ResourceAttributes.ProcessCommandLine.Enabled)
+	b := logBatcher{
+		conv:  newLogConverter(r.cfg, r.hostName, string(r.tracer.Probe())),
+		procs: newProcessCache("/proc", r.cfg.ResourceAttributes.ProcessCommandLine.Enabled),
+		out:   out,
+	}
+	if r.metrics == nil {
+		b.drops.every = r.cfg.CollectionInterval
+		b.drops.next = time.Now().Add(b.drops.every)
+		defer b.drops.warn(r)
+	}
+	for {
+		// The next read waits for the kernel when the ring is empty.
+		waits := !r.tracer.Pending()
+		var due time.Time // the zero time: no batch to send
+		if b.conv.len() > 0 {
+			due = b.due
+		}
+		c, err := r.tracer.ReadUntil(earliest(due, b.drops.next))
+		switch {
+		case err == nil:
+			b.add(&c, waits)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if b.conv.len() > 0 && !time.Now().Before(b.due) {
+				b.send()
+			}
+		case errors.Is(err, tracer.ErrClosed):
+			b.send()
+			return
+		default:
+			r.set.Logger.Error("reading mremap calls", zap.Error(err))
+		}
+		// Between reads that waited, and after each batch sent.
+		if err != nil || b.conv.len() == 0 {
+			b.drops.due(r)
+		}
+	}
+}
+
+// logBatcher is the reader's state: the batch being built and what it
+// knows of the calls read last.
+type logBatcher struct {
+	conv  *logConverter
+	procs *processCache
+	out   chan<- plog.Logs
+	due   time.Time // when the batch being built is sent
+	drops dropWarner
+
 	// Consecutive calls mostly come from the same process: its /proc
 	// context is looked up once for the run.
-	var (
-		last     mremap.Process
-		lastInfo processInfo
-		haveLast bool
-		observed time.Time
-	)
-	chunk := r.chunks.get()
-	for {
-		c, err := r.tracer.Read()
-		if errors.Is(err, tracer.ErrClosed) {
-			if len(chunk) > 0 {
-				out <- chunk
-			}
-			return
-		}
-		if err != nil {
-			r.set.Logger.Error("reading mremap calls", zap.Error(err))
-			continue
-		}
-		if !haveLast || c.Process != last {
-			last, lastInfo, haveLast = c.Process, procs.lookup(c.Process), true
-		}
-		// A chunk is read within microseconds: its calls share the time
-		// its first one was read, unless a call returned after that time
-		// (on a slow machine the helper's next calls end while the chunk
-		// is still being read), whose record cannot have been read before
-		// it was written.
-		if len(chunk) == 0 || c.Exit.After(observed) {
-			observed = time.Now()
-		}
-		chunk = append(chunk, observedCall{Call: c, proc: lastInfo, observed: observed})
-		if len(chunk) == readChunk || !r.tracer.Pending() {
-			out <- chunk
-			chunk = r.chunks.get()
-		}
+	last     mremap.Process
+	lastInfo processInfo
+	haveLast bool
+	now      time.Time // when the current run of calls began to be read
+	observed pcommon.Timestamp
+	run      int // calls the run may still take
+}
+
+// add turns a call into a log record of the batch, and sends the batch
+// when full or due; waited says the ring buffer was empty before it.
+func (b *logBatcher) add(c *mremap.Call, waited bool) {
+	if !b.haveLast || c.Process != b.last {
+		b.last, b.lastInfo, b.haveLast = c.Process, b.procs.lookup(c.Process), true
+	}
+	// Calls read one after the other share the time the first was read,
+	// unless a call returned after that time (on a slow machine the
+	// helper's next calls end while the run is still being read), whose
+	// record cannot have been read before it was written.
+	if waited || b.run == 0 || c.Exit.After(b.now) {
+		b.now, b.run = time.Now(), observedRun
+		b.observed = pcommon.NewTimestampFromTime(b.now)
+	}
+	b.run--
+	if b.conv.len() == 0 {
+		b.due = b.now.Add(batchWait)
+	}
+	b.conv.add(c, &b.lastInfo, b.observed)
+	if b.conv.len() >= maxBatch || !b.now.Before(b.due) {
+		b.send()
 	}
 }
 
-// chunkPool recycles the reader's chunks once the batcher copied them, so
-// that reading allocates nothing per call.
-type chunkPool struct{ free chan []observedCall }
-
-func (p *chunkPool) get() []observedCall {
-	select {
-	case c := <-p.free:
-		return c[:0]
-	default:
-		return make([]observedCall, 0, readChunk)
+// send hands the batch being built, if any, to the sender.
+func (b *logBatcher) send() {
+	if b.conv.len() > 0 {
+		b.out <- b.conv.take()
 	}
 }
 
-func (p *chunkPool) put(c []observedCall) {
-	clear(c) // drop the strings it refers to
-	select {
-	case p.free <- c:
-	default:
+// earliest is the earlier of two times, the zero time standing for never.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
 	}
+	return a
 }
 
-// sendLogs batches calls into plog.Logs and sends them down the pipeline.
-// Without a metrics pipeline it also warns, every collection_interval, of
-// the calls not delivered in full, so that they are not lost silently.
-func (r *mremapReceiver) sendLogs(in <-chan []observedCall) {
+// sendLogs sends the batches down the pipeline.
+func (r *mremapReceiver) sendLogs(in <-chan plog.Logs) {
 	defer r.logsWG.Done()
-	conv := newLogConverter(r.cfg, r.hostName, string(r.tracer.Probe()))
-	batch := make([]observedCall, 0, maxBatch+readChunk)
-	timer := time.NewTimer(batchWait)
-	timer.Stop()
-	var warnings <-chan time.Time
-	var drops dropWarner
-	if r.metrics == nil {
-		ticker := time.NewTicker(r.cfg.CollectionInterval)
-		defer ticker.Stop()
-		warnings = ticker.C
-		defer func() { drops.warn(r) }()
-	}
-	for {
-		select {
-		case chunk, ok := <-in:
-			if !ok {
-				r.flush(conv, batch)
-				return
-			}
-			if len(batch) == 0 {
-				timer.Reset(batchWait)
-			}
-			batch = append(batch, chunk...)
-			r.chunks.put(chunk)
-			if len(batch) >= maxBatch {
-				timer.Stop()
-				batch = r.flush(conv, batch)
-			}
-		case <-timer.C:
-			batch = r.flush(conv, batch)
-		case <-warnings:
-			drops.warn(r)
+	for ld := range in {
+		n := ld.LogRecordCount()
+		ctx := r.obs.StartLogsOp(context.Background())
+		err := r.logs.ConsumeLogs(ctx, ld)
+		r.obs.EndLogsOp(ctx, metadata.Type.String(), n, err)
+		if err != nil {
+			r.set.Logger.Warn("the next consumer refused mremap log records", zap.Int("records", n), zap.Error(err))
 		}
 	}
-}
-
-// flush sends a batch and returns it emptied.
-func (r *mremapReceiver) flush(conv *logConverter, batch []observedCall) []observedCall {
-	if len(batch) == 0 {
-		return batch
-	}
-	ld := conv.toLogs(batch)
-	ctx := r.obs.StartLogsOp(context.Background())
-	err := r.logs.ConsumeLogs(ctx, ld)
-	r.obs.EndLogsOp(ctx, metadata.Type.String(), len(batch), err)
-	if err != nil {
-		r.set.Logger.Warn("the next consumer refused mremap log records", zap.Int("records", len(batch)), zap.Error(err))
-	}
-	return batch[:0]
 }
 
 // dropWarner logs the calls not delivered in full since its last warning,
-// for pipelines that do not carry mremap.events.dropped.
-type dropWarner struct{ last tracer.Drops }
+// every collection_interval, for pipelines that do not carry
+// mremap.events.dropped. Its zero value never warns.
+type dropWarner struct {
+	last  tracer.Drops
+	every time.Duration
+	next  time.Time // the zero time: never
+}
+
+// due warns if the time has come.
+func (w *dropWarner) due(r *mremapReceiver) {
+	if w.next.IsZero() || time.Now().Before(w.next) {
+		return
+	}
+	w.next = time.Now().Add(w.every)
+	w.warn(r)
+}
 
 func (w *dropWarner) warn(r *mremapReceiver) {
 	a, err := r.tracer.ReadAggregates()

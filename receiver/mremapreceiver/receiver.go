@@ -45,7 +45,6 @@ type mremapReceiver struct {
 
 	tracer *tracer.Tracer
 	logsWG sync.WaitGroup
-	chunks chunkPool // chunks of calls, from the reader to the batcher and back
 }
 
 func newReceiver(cfg *Config, set receiver.Settings) (*mremapReceiver, error) {
