@@ -54,8 +54,8 @@ func writeChart(path string, rep *report) error {
 
 	black := color.RGBA{0x20, 0x20, 0x20, 0xff}
 	grid := color.RGBA{0xe0, 0xe0, 0xe0, 0xff}
-	text(img, 10, 22, black, fmt.Sprintf("Added ns per mremap(2) call (median over %d rounds; whiskers: min..max)", rep.b.opts.rounds))
-	text(img, 10, 38, color.RGBA{0x60, 0x60, 0x60, 0xff}, fmt.Sprintf("baseline %.0f ns/call; load generator pinned to CPU %d; thin dark bar: the loop thread's own added CPU", baselineNs(rep), rep.b.opts.cpu))
+	text(img, 10, 22, black, fmt.Sprintf("Added ns per mremap(2) call, and per getppid(2) call in the getppid rows (median over %d rounds; whiskers: min..max)", rep.b.opts.rounds))
+	text(img, 10, 38, color.RGBA{0x60, 0x60, 0x60, 0xff}, fmt.Sprintf("baselines %.0f ns per mremap, %.0f per getppid; pinned to CPU %d; thin dark bar: the calling thread's own added CPU", baselineNs(rep, loadMremap), baselineNs(rep, loadGetppid), rep.b.opts.cpu))
 
 	plotBottom := top + len(rows)*(barH+gap)
 	for v := 0.0; v <= hi+step/2; v += step {
@@ -95,8 +95,8 @@ func writeChart(path string, rep *report) error {
 	return f.Close()
 }
 
-func baselineNs(rep *report) float64 {
-	if r, ok := rep.row("baseline"); ok {
+func baselineNs(rep *report, l load) float64 {
+	if r, ok := rep.row(l.baselineKey()); ok {
 		return r.nsPerCall
 	}
 	return 0

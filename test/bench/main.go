@@ -7,8 +7,10 @@
 // collector in a metrics pipeline or in logs and metrics pipelines. It also
 // ramps the loop's rate to find the highest one the collector follows
 // without losing a call, and reads the collector's CPU time per log record
-// and its peak RSS. It prints a table and writes BENCHMARKS.md and a PNG
-// chart. `make bench` builds what it needs and runs it, as root.
+// and its peak RSS. The getppid rows time a syscall no probe watches, to
+// show what each tracer adds to every other syscall of the host. It prints
+// the tables and the targets and writes BENCHMARKS.md and a PNG chart.
+// `make bench` builds what it needs and runs it, as root.
 //
 // The load generator is bin/mremap-helper -loop: shrink/grow pairs of
 // mremap(2) calls in place on one thread pinned to one CPU. The
@@ -34,6 +36,7 @@ import (
 type options struct {
 	collector, helper, bpftrace string
 	rounds, runs, pairs         int
+	getppidCalls                int
 	cpu                         int
 	tracerCPUs                  string
 	out, chart, goBench         string
@@ -49,13 +52,14 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 7, "rounds over every configuration")
 	flag.IntVar(&o.runs, "runs", 3, "loops per configuration and round (the round keeps their median)")
 	flag.IntVar(&o.pairs, "pairs", 50000, "shrink/grow pairs per loop (2 calls each)")
+	flag.IntVar(&o.getppidCalls, "getppid-calls", 1000000, "getppid(2) calls per loop of the getppid rows")
 	flag.IntVar(&o.cpu, "cpu", runtime.NumCPU()-1, "the CPU the load generator is pinned to")
 	flag.StringVar(&o.tracerCPUs, "tracer-cpus", "", "pin bpftrace and the collector to these CPUs (taskset -c list); empty: not pinned")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "the report to write (empty: none)")
 	flag.StringVar(&o.chart, "chart", "test/bench/added-cost.png", "the chart to write (empty: none)")
 	flag.StringVar(&o.goBench, "go-bench", "", "output of the Go benchmarks (go test -bench) to include in the report")
 	flag.BoolVar(&o.ramp, "ramp", true, "ramp the loop's rate to find the highest one without loss")
-	flag.StringVar(&o.only, "only", "", "comma-separated configuration keys to run (the baseline always runs)")
+	flag.StringVar(&o.only, "only", "", "comma-separated configuration keys to run (with the baseline of their load)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -89,10 +93,14 @@ func run(o options) error {
 		return err
 	}
 	if o.only != "" {
+		// The configurations asked for, and the baseline of each one's load.
 		keep := strings.Split(o.only, ",")
-		cfgs = slices.DeleteFunc(cfgs, func(c *configuration) bool {
-			return c.key != "baseline" && !slices.Contains(keep, c.key)
-		})
+		for _, c := range cfgs {
+			if slices.Contains(keep, c.key) {
+				keep = append(keep, c.load.baselineKey())
+			}
+		}
+		cfgs = slices.DeleteFunc(cfgs, func(c *configuration) bool { return !slices.Contains(keep, c.key) })
 	}
 	for _, n := range notes {
 		logf("note: %s", n)
@@ -103,6 +111,9 @@ func run(o options) error {
 		o.helper, o.pairs, o.cpu, o.rounds, len(cfgs), o.runs, 2*o.pairs)
 	// Warm up: page cache, CPU frequency, the helper's first start.
 	if _, err := env.loop(o.pairs, 0); err != nil {
+		return err
+	}
+	if _, err := env.getppidLoop(o.getppidCalls); err != nil {
 		return err
 	}
 	for r := 0; r < o.rounds; r++ {
@@ -128,6 +139,8 @@ func run(o options) error {
 	rep := env.report(cfgs, rp)
 	fmt.Println()
 	fmt.Print(rep.table())
+	fmt.Println()
+	fmt.Print(rep.getppidTable())
 	fmt.Println()
 	fmt.Print(rep.targets())
 	if o.chart != "" {

@@ -40,80 +40,6 @@ type bench struct {
 	probe     string // the collector's startup log line on its probe choice
 }
 
-// A configuration is one way of observing the calls (or none), measured in
-// a session per round.
-type configuration struct {
-	key, name, what string
-	// start attaches the observer; nil for the baseline.
-	start func() (*observer, error)
-	// collector: the sessions count log records and read drops.
-	collector, logs bool
-	sessions        []*session
-}
-
-// configurations lists what is measured. bpftrace's rows need bpftrace;
-// the enrichment rows need the receiver to accept their keys.
-func (b *bench) configurations() ([]*configuration, []string, error) {
-	var notes []string
-	cfgs := []*configuration{
-		{key: "baseline", name: "baseline: nothing attached", what: "no program on the mremap tracepoints"},
-		{key: "floor", name: "floor: empty programs on both tracepoints",
-			what:  "two eBPF programs that return 0 at once (mov r0, 0; exit), loaded by this harness with cilium/ebpf and attached to syscalls:sys_enter_mremap and sys_exit_mremap: the kernel's dispatch cost",
-			start: startFloor},
-	}
-	if path, err := exec.LookPath(b.opts.bpftrace); err == nil {
-		b.opts.bpftrace = path
-		cfgs = append(cfgs,
-			&configuration{key: "bpftrace-agg", name: "bpftrace: counts + log2 histograms",
-				what:  "bpftrace aggregating what the receiver's metrics hold: calls by comm, resize, move and result; log2 histograms of the size delta (by comm, resize) and of the duration (by move, result); entry and exit paired per thread",
-				start: func() (*observer, error) { return b.startBpftrace("agg", bpftraceAggregate) }},
-			&configuration{key: "bpftrace-print", name: "bpftrace: printf every call",
-				what:  "bpftrace printing one line per call (comm, pid, tid, the five arguments, the result, the duration) to a pipe that this harness reads",
-				start: func() (*observer, error) { return b.startBpftrace("print", bpftracePrint) }},
-		)
-	} else {
-		notes = append(notes, fmt.Sprintf("bpftrace (%s) not found: its rows are left out (apt-get install bpftrace)", b.opts.bpftrace))
-	}
-	cfgs = append(cfgs,
-		&configuration{key: "metrics", name: "receiver: metrics pipeline", collector: true,
-			what:  "otelcol-mremap with the mremap receiver (defaults, collection_interval 1s) in a metrics pipeline to the prometheus exporter; the kernel keeps the aggregates, no ring-buffer records",
-			start: func() (*observer, error) { return b.startCollector("metrics", false, "", nil) }},
-		&configuration{key: "logs", name: "receiver: logs + metrics pipelines", collector: true, logs: true,
-			what:  "the same, plus a logs pipeline to the debug exporter (verbosity basic): one ring-buffer record and one log record per call, default 4 MiB ring buffer",
-			start: func() (*observer, error) { return b.startCollector("logs", true, "", nil) }},
-		// The Go runtime's knob, not the receiver's: most of the collector's
-		// CPU per record beyond building pdata is garbage collection.
-		&configuration{key: "logs-gogc400", name: "receiver: logs + metrics, GOGC=400", collector: true, logs: true,
-			what:  "logs + metrics as above, with the environment variable GOGC=400 (the Go garbage collector runs a quarter as often, for a larger heap)",
-			start: func() (*observer, error) { return b.startCollector("logs-gogc400", true, "", []string{"GOGC=400"}) }},
-	)
-	// Enrichment off: rows for the receiver keys that exist in this build.
-	variants := []struct {
-		key, name, what, yaml string
-		logs                  bool
-	}{
-		{"metrics-no-ia32", "receiver: metrics pipeline, ia32_raw_tracepoints: false",
-			"the metrics pipeline as above, without the raw_syscalls programs that catch 32-bit callers in tracepoint mode (they run on every syscall of the host)",
-			"    ia32_raw_tracepoints: false\n", false},
-		{"logs-no-vma", "receiver: logs + metrics, vma_lookup: false",
-			"logs + metrics as above, without the mapping lookup (mremap.vma.*) at entry",
-			"    vma_lookup: false\n", true},
-		{"logs-cmdline", "receiver: logs + metrics, process.command_line on",
-			"logs + metrics as above, with the opt-in process.command_line resource attribute (read from /proc once per process)",
-			"    resource_attributes:\n      process.command_line:\n        enabled: true\n", true},
-	}
-	for _, v := range variants {
-		if err := b.validate(v.yaml); err != nil {
-			notes = append(notes, fmt.Sprintf("row %q left out: the receiver does not accept it: %v", v.name, err))
-			continue
-		}
-		yaml, logs := v.yaml, v.logs
-		cfgs = append(cfgs, &configuration{key: v.key, name: v.name, what: v.what, collector: true, logs: logs,
-			start: func() (*observer, error) { return b.startCollector(v.key, logs, yaml, nil) }})
-	}
-	return cfgs, notes, nil
-}
-
 // An observer is what is attached during a session: a process (bpftrace,
 // the collector) or programs in this process (the floor).
 type observer struct {
@@ -134,8 +60,11 @@ func (o *observer) pid() int {
 	return o.cmd.Process.Pid
 }
 
+// errKilled: an observer did not stop when asked and was killed.
+var errKilled = errors.New("killed")
+
 // stop ends the observer: SIGINT, as a user would (the collector shuts down
-// gracefully), then SIGKILL after 30 s.
+// gracefully); SIGINT again after 15 s, then SIGKILL after 15 s more.
 func (o *observer) stop() error {
 	if o == nil {
 		return nil
@@ -143,22 +72,26 @@ func (o *observer) stop() error {
 	if o.closeFn != nil {
 		return o.closeFn()
 	}
-	_ = o.cmd.Process.Signal(os.Interrupt)
-	select {
-	case err := <-o.done:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+	name := filepath.Base(o.cmd.Path)
+	for _, sig := range []os.Signal{os.Interrupt, os.Interrupt, os.Kill} {
+		_ = o.cmd.Process.Signal(sig)
+		select {
+		case err := <-o.done:
+			var ee *exec.ExitError
+			if sig == os.Kill {
+				return fmt.Errorf("%s did not stop within 30 s of SIGINT: %w", name, errKilled)
+			}
+			if errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w\n%s", name, err, o.tail)
+			}
 			return nil
+		case <-time.After(15 * time.Second):
 		}
-		if err != nil {
-			return fmt.Errorf("%s: %w\n%s", filepath.Base(o.cmd.Path), err, o.tail)
-		}
-		return nil
-	case <-time.After(30 * time.Second):
-		_ = o.cmd.Process.Kill()
-		<-o.done
-		return fmt.Errorf("%s did not stop within 30 s of SIGINT; killed", filepath.Base(o.cmd.Path))
 	}
+	return fmt.Errorf("%s did not exit after SIGKILL", name)
 }
 
 // startFloor attaches two programs that do nothing to the mremap syscall
@@ -342,7 +275,10 @@ var startupReason = regexp.MustCompile(`"reason": "([^"]*)"`)
 
 var debugLogs = regexp.MustCompile(`"otelcol.signal": "logs".*"log records": (\d+)`)
 
-func (b *bench) startCollector(name string, logs bool, receiverExtra string, env []string) (*observer, error) {
+// startCollector starts the collector with receiverExtra appended to the
+// mremap receiver's keys, env added to its environment and args to its
+// command line, and waits until it is ready.
+func (b *bench) startCollector(name string, logs bool, receiverExtra string, env []string, args ...string) (*observer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -352,7 +288,7 @@ func (b *bench) startCollector(name string, logs bool, receiverExtra string, env
 		return nil, err
 	}
 	o := &observer{tail: &tailBuffer{}, done: make(chan error, 1), promPort: port}
-	o.cmd = b.tracerCommand(b.opts.collector, "--config", path)
+	o.cmd = b.tracerCommand(b.opts.collector, append([]string{"--config", path}, args...)...)
 	o.cmd.Env = append(os.Environ(), env...)
 	stderr, err := o.cmd.StderrPipe()
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 type row struct {
 	key, name, what string
 	baseline        bool
+	load            load
 	nsPerCall       float64 // median over rounds
 	added           float64 // median over rounds of ns/call minus the round's baseline
 	addedMin        float64
@@ -46,26 +47,31 @@ type report struct {
 
 func (b *bench) report(cfgs []*configuration, rp *rampResult) *report {
 	rep := &report{b: b, ramp: rp, end: time.Now()}
-	var base []*session
+	// Each load's baseline, round by round.
+	type roundKey struct {
+		load  load
+		round int
+	}
+	baseByRound, baseCPUByRound := map[roundKey]float64{}, map[roundKey]float64{}
 	for _, c := range cfgs {
-		if c.key == "baseline" {
-			base = c.sessions
+		if c.key != c.load.baselineKey() {
+			continue
+		}
+		for _, s := range c.sessions {
+			baseByRound[roundKey{c.load, s.round}] = s.nsPerCall()
+			baseCPUByRound[roundKey{c.load, s.round}] = s.cpuPerCall()
 		}
 	}
-	baseByRound, baseCPUByRound := map[int]float64{}, map[int]float64{}
-	for _, s := range base {
-		baseByRound[s.round] = s.nsPerCall()
-		baseCPUByRound[s.round] = s.cpuPerCall()
-	}
 	for _, c := range cfgs {
-		r := row{key: c.key, name: c.name, what: c.what, baseline: c.key == "baseline",
+		r := row{key: c.key, name: c.name, what: c.what, baseline: c.key == c.load.baselineKey(), load: c.load,
 			observerCPU: -1, perRecord: -1, hasRecords: c.logs || strings.HasPrefix(c.key, "bpftrace-print"), hasDrops: c.collector}
 		var ns, cpu, perRec, addedCPU []float64
 		r.drops = map[string]int64{}
 		for _, s := range c.sessions {
 			ns = append(ns, s.nsPerCall())
-			r.roundsAdded = append(r.roundsAdded, s.nsPerCall()-baseByRound[s.round])
-			addedCPU = append(addedCPU, s.cpuPerCall()-baseCPUByRound[s.round])
+			k := roundKey{c.load, s.round}
+			r.roundsAdded = append(r.roundsAdded, s.nsPerCall()-baseByRound[k])
+			addedCPU = append(addedCPU, s.cpuPerCall()-baseCPUByRound[k])
 			if s.hasCPU {
 				cpu = append(cpu, float64(s.cpu.Nanoseconds())/float64(s.calls))
 				if c.logs && s.records > 0 {
@@ -132,22 +138,16 @@ func (rep *report) row(key string) (row, bool) {
 	return row{}, false
 }
 
-// table is the results as a Markdown table.
+// table is the results of the mremap rows as a Markdown table.
 func (rep *report) table() string {
 	var s strings.Builder
 	s.WriteString("| configuration | ns/call (median) | added ns/call (median) | added, min..max over rounds | added loop CPU ns/call | tracer CPU ns/call | log records (or lines) / calls | dropped | peak RSS |\n")
 	s.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for _, r := range rep.rows {
-		added, spread, addedCPU := "—", "—", "—"
-		if !r.baseline {
-			added = fmt.Sprintf("%+.0f", r.added)
-			spread = fmt.Sprintf("%+.0f..%+.0f", r.addedMin, r.addedMax)
-			addedCPU = fmt.Sprintf("%+.0f", r.addedCPU)
+		if r.load != loadMremap {
+			continue
 		}
-		cpu := "—"
-		if r.observerCPU >= 0 {
-			cpu = fmt.Sprintf("%.0f", r.observerCPU)
-		}
+		added, spread, addedCPU := r.addedColumns()
 		recs := "—"
 		if r.hasRecords {
 			recs = fmt.Sprintf("%d / %d", r.records, r.calls)
@@ -163,117 +163,45 @@ func (rep *report) table() string {
 		if r.hwm > 0 {
 			hwm = fmt.Sprintf("%.0f MiB", float64(r.hwm)/(1<<20))
 		}
-		fmt.Fprintf(&s, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", r.name, r.nsPerCall, added, spread, addedCPU, cpu, recs, drops, hwm)
+		fmt.Fprintf(&s, "| %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", r.name, r.nsPerCall, added, spread, addedCPU, r.tracerCPU(), recs, drops, hwm)
 	}
 	return s.String()
 }
 
-// target is one of issue 7's goals, checked against this run.
-type target struct {
-	goal, measured string
-	met, known     bool
-}
-
-func (rep *report) targetList() []target {
-	var ts []target
-	agg, haveAgg := rep.row("bpftrace-agg")
-	ia32 := rep.ia32Cost()
-	if m, ok := rep.row("metrics"); ok {
-		t := target{goal: "metrics pipeline: added cost at most half of bpftrace's aggregation"}
-		if haveAgg && agg.added > 0 {
-			t.known = true
-			t.met = m.added <= agg.added/2
-			t.measured = fmt.Sprintf("%+.0f ns vs %+.0f ns: %.2f x bpftrace's (the loop's own CPU: %+.0f ns vs %+.0f ns)%s", m.added, agg.added, m.added/agg.added, m.addedCPU, agg.addedCPU, ia32)
-			if n, ok := rep.row("metrics-no-ia32"); ok {
-				t.measured += fmt.Sprintf("; with ia32_raw_tracepoints: false %+.0f ns: %.2f x", n.added, n.added/agg.added)
-			}
-		} else {
-			t.measured = "no bpftrace row"
+// getppidTable is the results of the getppid rows as a Markdown table.
+func (rep *report) getppidTable() string {
+	var s strings.Builder
+	s.WriteString("| configuration | ns/call (median) | added ns/call (median) | added, min..max over rounds | added thread CPU ns/call | tracer CPU ns/call |\n")
+	s.WriteString("| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	n := 0
+	for _, r := range rep.rows {
+		if r.load != loadGetppid {
+			continue
 		}
-		ts = append(ts, t)
+		n++
+		added, spread, addedCPU := r.addedColumns()
+		fmt.Fprintf(&s, "| %s | %.0f | %s | %s | %s | %s |\n", r.name, r.nsPerCall, added, spread, addedCPU, r.tracerCPU())
 	}
-	if l, ok := rep.row("logs"); ok {
-		t := target{goal: "logs + metrics: added cost at most bpftrace's aggregation"}
-		if haveAgg && agg.added > 0 {
-			t.known = true
-			t.met = l.added <= agg.added
-			t.measured = fmt.Sprintf("%+.0f ns vs %+.0f ns: %.2f x bpftrace's (the loop's own CPU: %+.0f ns vs %+.0f ns)%s", l.added, agg.added, l.added/agg.added, l.addedCPU, agg.addedCPU, ia32)
-		} else {
-			t.measured = "no bpftrace row"
-		}
-		ts = append(ts, t)
-
-		lossless := l.dropped() == 0 && l.records >= l.calls
-		t = target{goal: "logs + metrics: zero loss at the load generator's full rate, default ring buffer", known: true}
-		t.measured = fmt.Sprintf("timed loops: %d records of %d calls, %d dropped", l.records, l.calls, l.dropped())
-		if rep.ramp != nil {
-			t.measured += fmt.Sprintf("; ramp: highest rate without loss %.0f calls/s, full rate lossless: %v", rep.ramp.maxZeroLoss, rep.ramp.fullZeroLoss)
-			lossless = lossless && rep.ramp.fullZeroLoss
-		}
-		t.met = lossless
-		ts = append(ts, t)
-
-		t = target{goal: "collector CPU at most 1.5 µs per log record, end to end"}
-		if l.perRecord >= 0 {
-			t.known = true
-			t.met = l.perRecord <= 1500
-			t.measured = fmt.Sprintf("%.2f µs per record (%.2f CPU seconds per million records)", l.perRecord/1000, l.perRecord/1000)
-			if g, ok := rep.row("logs-gogc400"); ok && g.perRecord >= 0 {
-				t.measured += fmt.Sprintf("; with GOGC=400 %.2f µs (VmHWM %.0f MiB)", g.perRecord/1000, float64(g.hwm)/(1<<20))
-			}
-		}
-		ts = append(ts, t)
-
-		hwm := l.hwm
-		if rep.ramp != nil {
-			hwm = max(hwm, rep.ramp.hwm)
-		}
-		ts = append(ts, target{goal: "collector peak RSS under 150 MiB at full rate", known: hwm > 0,
-			met: hwm < 150<<20, measured: fmt.Sprintf("VmHWM %.1f MiB", float64(hwm)/(1<<20))})
-	}
-	t := target{goal: "decoding a ring-buffer record: 0 allocations"}
-	if m := regexp.MustCompile(`(?m)^BenchmarkDecodeEvent\S*\s.*?(\d+) allocs/op`).FindStringSubmatch(rep.goOut); m != nil {
-		t.known = true
-		t.met = m[1] == "0"
-		t.measured = fmt.Sprintf("BenchmarkDecodeEvent: %s allocs/op", m[1])
-	} else {
-		t.measured = "BenchmarkDecodeEvent not in the Go benchmark output"
-	}
-	ts = append(ts, t)
-	return ts
-}
-
-// ia32Cost says what the raw_syscalls programs that catch 32-bit callers in
-// tracepoint mode add to every syscall, mremap included, from the Go
-// benchmarks of the same run (BenchmarkUnrelatedSyscall); empty without them.
-func (rep *report) ia32Cost() string {
-	ns := func(name string) (float64, bool) {
-		m := regexp.MustCompile(`(?m)^BenchmarkUnrelatedSyscall/` + regexp.QuoteMeta(name) + `-\d+\s+\d+\s+([0-9.]+) ns/op`).FindStringSubmatch(rep.goOut)
-		if m == nil {
-			return 0, false
-		}
-		v, err := strconv.ParseFloat(m[1], 64)
-		return v, err == nil
-	}
-	with, ok1 := ns("tracepoint")
-	without, ok2 := ns("tracepoint-without-ia32")
-	if !ok1 || !ok2 || !strings.Contains(rep.b.probe, "raw_syscalls") {
+	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf("; of this, about %.0f ns are the raw_syscalls programs that catch 32-bit callers in tracepoint mode, on every syscall (BenchmarkUnrelatedSyscall: %.0f ns with them, %.0f without)", with-without, with, without)
+	return s.String()
 }
 
-func (rep *report) targets() string {
-	var s strings.Builder
-	s.WriteString("| target | this run | met |\n| --- | --- | --- |\n")
-	for _, t := range rep.targetList() {
-		met := "not measured"
-		if t.known {
-			met = map[bool]string{true: "yes", false: "**no**"}[t.met]
-		}
-		fmt.Fprintf(&s, "| %s | %s | %s |\n", t.goal, t.measured, met)
+// addedColumns are the added ns per call, their spread over rounds and
+// the added CPU of the calling thread; dashes for a baseline.
+func (r row) addedColumns() (added, spread, addedCPU string) {
+	if r.baseline {
+		return "—", "—", "—"
 	}
-	return s.String()
+	return fmt.Sprintf("%+.0f", r.added), fmt.Sprintf("%+.0f..%+.0f", r.addedMin, r.addedMax), fmt.Sprintf("%+.0f", r.addedCPU)
+}
+
+func (r row) tracerCPU() string {
+	if r.observerCPU < 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.0f", r.observerCPU)
 }
 
 func (rep *report) rampTable() string {
@@ -303,7 +231,12 @@ func (rep *report) markdown() string {
 		o.rounds, o.runs, 2*o.pairs)
 	s.WriteString(rep.table())
 	s.WriteString("\nHow to read it: *added* is what a program on the node loses per call; *added loop CPU* is what the probes cost in the kernel, on the calling thread. With logs, the collector also spends *tracer CPU* per record in user space (reading, building pdata, garbage collection), and on a machine with few CPUs part of it is taken on the calling thread's CPU, which shows as *added* above *added loop CPU*. bpftrace's aggregation does no per-call work in user space; bpftrace's printing does.\n")
-	s.WriteString("\n### Targets (issue 7)\n\n")
+	if g := rep.getppidTable(); g != "" {
+		s.WriteString("\n### An unrelated syscall: getppid\n\n")
+		fmt.Fprintf(&s, "What a tracer of mremap adds to every other syscall of the host: this harness calls getppid(2) %d times per loop on a thread pinned to CPU %d, %d loops per configuration and round, with no 32-bit program running. *Added thread CPU* is the calling thread's own CPU time (CLOCK_THREAD_CPUTIME_ID) over the baseline's.\n\n", o.getppidCalls, o.cpu, o.runs)
+		s.WriteString(g)
+	}
+	s.WriteString("\n### Targets (issue 13)\n\n")
 	s.WriteString(rep.targets())
 	if rep.ramp != nil {
 		s.WriteString("\n### Highest rate without loss\n\n")

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -125,7 +126,15 @@ func (b *bench) session(c *configuration) (*session, error) {
 		}
 	}
 	s, err := b.measure(c, o)
-	if stopErr := o.stop(); err == nil && stopErr != nil {
+	stopErr := o.stop()
+	if errors.Is(stopErr, errKilled) && !c.collector && err == nil {
+		// bpftrace now and then ignores the first SIGINT: the session's
+		// loops are done, so the run goes on. The collector must stop.
+		logf("%s: %v", c.key, stopErr)
+		b.notes = append(b.notes, fmt.Sprintf("%s: %v", c.name, stopErr))
+		stopErr = nil
+	}
+	if err == nil {
 		err = stopErr
 	}
 	return s, err
@@ -147,7 +156,13 @@ func (b *bench) measure(c *configuration, o *observer) (*session, error) {
 		records0, lines0 = o.records.Load(), o.lines.Load()
 	}
 	for i := 0; i < b.opts.runs; i++ {
-		l, err := b.loop(b.opts.pairs, 0)
+		var l loopResult
+		var err error
+		if c.load == loadGetppid {
+			l, err = b.getppidLoop(b.opts.getppidCalls)
+		} else {
+			l, err = b.loop(b.opts.pairs, 0)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +213,18 @@ type rampResult struct {
 
 // rampRates are the loop's target rates, in calls per second; 0 is as fast
 // as it goes.
-var rampRates = []float64{25e3, 50e3, 100e3, 150e3, 200e3, 300e3, 0}
+var rampRates = []float64{25e3, 50e3, 100e3, 150e3, 200e3, 300e3, 400e3, 500e3, 0}
+
+// fullRate is the achieved rate of the ramp's full-speed step; 0 when
+// the ramp stopped before it.
+func (r *rampResult) fullRate() float64 {
+	for _, st := range r.steps {
+		if st.target == 0 {
+			return st.achieved
+		}
+	}
+	return 0
+}
 
 // ramp runs the collector with logs and metrics while the loop's rate goes
 // up, one second per step, until a step loses calls (a drop counted, or a
