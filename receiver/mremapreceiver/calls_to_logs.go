@@ -168,7 +168,7 @@ func (c *logConverter) setLogRecord(lr plog.LogRecord, call *mremap.Call, body s
 // ints are signed 64-bit, which holds every user-space address and size.
 func (c *logConverter) setAttributes(attrs pcommon.Map, call *mremap.Call) {
 	a := &c.attrs
-	a.start(maxLogAttributes)
+	a.start(c.attributeCount(call))
 	a.putInt("thread.id", int64(call.TID))
 	if !c.redact {
 		a.putInt("mremap.old_address", int64(call.OldAddress))
@@ -203,8 +203,27 @@ func (c *logConverter) setAttributes(attrs pcommon.Map, call *mremap.Call) {
 	a.into(attrs)
 }
 
-// maxLogAttributes is how many attributes setAttributes writes at most.
-const maxLogAttributes = 19
+// attributeCount is how many attributes setAttributes writes for call, so
+// that their slice is allocated at its size.
+func (c *logConverter) attributeCount(call *mremap.Call) int {
+	n := 12 // those of every call
+	if !c.redact {
+		n += 2 // the old and new addresses
+		if call.OK() {
+			n++ // the result's
+		}
+	}
+	if call.VMA.Found {
+		n += 2
+		if call.VMA.Count > 0 {
+			n++
+		}
+	}
+	if call.Signals != 0 {
+		n++
+	}
+	return n
+}
 
 // attributeWriter appends a record's attributes and moves them into its
 // map at once. pcommon.Map's Put looks for the key among those already
