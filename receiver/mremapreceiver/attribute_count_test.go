@@ -11,13 +11,16 @@ import (
 )
 
 // attributeCount says how many attributes setAttributes writes, for calls
-// that succeed or fail, with a mapping or without, redacted or not.
+// that succeed or fail, with a mapping or without, with signals or
+// without, redacted or not.
 func TestAttributeCount(t *testing.T) {
 	calls := []mremap.Call{
 		{Return: 0x7f3a2c000000},
 		{Return: -22, Errno: 22},
 		{Return: 0x7f3a2c000000, VMA: mremap.VMA{Found: true, Permissions: "rw-p"}},
 		{Return: -14, Errno: 14, VMA: mremap.VMA{Found: true, Permissions: "r--p", Path: "/lib/a.so"}},
+		{Return: 0x7f3a2c000000, VMA: mremap.VMA{Found: true, Permissions: "r-xp", Path: "/lib/a.so", Count: 2}, Signals: 1 << mremap.SignalExecMove, MapCount: 40},
+		{Return: -12, Errno: 12, Signals: 1 << mremap.SignalMapCountLimit, MapCount: 65530},
 	}
 	for _, redact := range []bool{false, true} {
 		c := &logConverter{probe: "tracepoint", redact: redact}
