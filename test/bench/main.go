@@ -29,6 +29,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -54,17 +55,31 @@ func main() {
 	flag.IntVar(&o.pairs, "pairs", 50000, "shrink/grow pairs per loop (2 calls each)")
 	flag.IntVar(&o.getppidCalls, "getppid-calls", 1000000, "getppid(2) calls per loop of the getppid rows")
 	flag.IntVar(&o.cpu, "cpu", runtime.NumCPU()-1, "the CPU the load generator is pinned to")
-	flag.StringVar(&o.tracerCPUs, "tracer-cpus", "", "pin bpftrace and the collector to these CPUs (taskset -c list); empty: not pinned")
+	flag.StringVar(&o.tracerCPUs, "tracer-cpus", "others", "pin bpftrace and the collector to these CPUs (taskset -c list); others: every CPU but the load generator's; empty: not pinned")
 	flag.StringVar(&o.out, "out", "BENCHMARKS.md", "the report to write (empty: none)")
 	flag.StringVar(&o.chart, "chart", "test/bench/added-cost.png", "the chart to write (empty: none)")
 	flag.StringVar(&o.goBench, "go-bench", "", "output of the Go benchmarks (go test -bench) to include in the report")
 	flag.BoolVar(&o.ramp, "ramp", true, "ramp the loop's rate to find the highest one without loss")
 	flag.StringVar(&o.only, "only", "", "comma-separated configuration keys to run (with the baseline of their load)")
 	flag.Parse()
+	if o.tracerCPUs == "others" {
+		o.tracerCPUs = otherCPUs(o.cpu)
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// otherCPUs is every CPU but cpu, as a taskset list; empty on one CPU.
+func otherCPUs(cpu int) string {
+	var list []string
+	for c := 0; c < runtime.NumCPU(); c++ {
+		if c != cpu {
+			list = append(list, strconv.Itoa(c))
+		}
+	}
+	return strings.Join(list, ",")
 }
 
 func run(o options) error {

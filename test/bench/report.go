@@ -284,7 +284,7 @@ func tracerPinning(cpus string) string {
 	if cpus == "" {
 		return "The tracers (bpftrace, the collector) are not pinned: the scheduler places them, as it would on a node."
 	}
-	return fmt.Sprintf("The tracers (bpftrace, the collector) are pinned to CPUs %s (taskset).", cpus)
+	return fmt.Sprintf("The tracers (bpftrace, the collector) are pinned to CPUs %s (taskset), away from the load generator's, as an agent runs beside a node's workloads on other cores: *added* is then what the calling thread loses, and the collector's own CPU is in *tracer CPU*. (Unpinned, on a machine of two CPUs, the collector's user-space work per record would also take the loop's CPU.)", cpus)
 }
 
 func (rep *report) machine() []string {
