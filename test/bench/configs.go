@@ -76,6 +76,12 @@ var receiverRows = []receiverRow{
 		what: "logs + metrics as above, with the collector's alpha feature gate pdata.useProtoPooling (pdata reuses the records and values of exported batches instead of allocating them anew)"},
 	{key: "metrics-no-ia32", name: "receiver: metrics pipeline, ia32_raw_tracepoints: false", yaml: "    ia32_raw_tracepoints: false\n",
 		what: "the metrics pipeline as above, without the raw_syscalls programs that catch 32-bit callers in tracepoint mode (they run on every syscall of the host)"},
+	// The signals are decided from the mappings the entry looks up (the
+	// one at old_address, the caller's, MREMAP_FIXED's target): without
+	// the lookups only dontunmap, sealed, shared_alias and map_count_limit
+	// are raised, so this row less the metrics row is what the others cost.
+	{key: "metrics-no-vma", name: "receiver: metrics pipeline, vma_lookup: false", yaml: "    vma_lookup: false\n",
+		what: "the metrics pipeline as above, without the mapping lookups at entry (bpf_find_vma at old_address and at the caller's instruction pointer), which the mremap.vma.* attributes and the signals exec_move, write_exec, special_move, fixed_replace and unbacked_caller need"},
 	{key: "logs-no-vma", name: "receiver: logs + metrics, vma_lookup: false", logs: true, yaml: "    vma_lookup: false\n",
 		what: "logs + metrics as above, without the mapping lookup (mremap.vma.*) at entry"},
 	{key: "logs-cmdline", name: "receiver: logs + metrics, process.command_line on", logs: true,
