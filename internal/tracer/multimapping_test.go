@@ -38,18 +38,19 @@ func kernelAtLeast(t *testing.T, major, minor int) bool {
 // old_address, the first.
 func TestMoveAcrossTwoMappings(t *testing.T) {
 	mremaptest.RequireBPF(t)
-	const page = 4096
 	multi := kernelAtLeast(t, 6, 17)
 	for _, probe := range probesToTest(t) {
 		t.Run(string(probe), func(t *testing.T) {
 			tr := newTracer(t, Options{Probe: probe, Events: true, RingBufferSize: 1 << 20,
 				Filter: Filter{PIDs: []uint32{uint32(os.Getpid())}}})
-			src := mmapAnon(t, 2*page, unix.PROT_READ|unix.PROT_WRITE)
+			// Two pages to move, a page between, two to move them to.
+			res := reserve(t, 5)
+			src := res.mapAt(t, 0, 2, unix.PROT_READ|unix.PROT_WRITE)
 			// The second page read-only: two mappings, rw-p then r--p.
 			if _, _, errno := unix.Syscall(unix.SYS_MPROTECT, uintptr(src+page), page, unix.PROT_READ); errno != 0 {
 				t.Fatalf("mprotect: %v", errno)
 			}
-			dst := mmapAnon(t, 2*page, unix.PROT_READ)
+			dst := res.mapAt(t, 3, 2, unix.PROT_READ)
 			want := []string{"rw-p", "r--p"}
 			for i, p := range want {
 				if m, _ := mremaptest.MappingAt(src + uint64(i)*page); m == nil || m.Permissions != p {
@@ -60,11 +61,19 @@ func TestMoveAcrossTwoMappings(t *testing.T) {
 			runtime.LockOSThread()
 			r, _, errno := unix.Syscall6(unix.SYS_MREMAP, uintptr(src), 2*page, 2*page,
 				unix.MREMAP_MAYMOVE|unix.MREMAP_FIXED, uintptr(dst), 0)
-			runtime.UnlockOSThread()
 			ret := int64(r)
 			if errno != 0 {
 				ret = -int64(errno)
 			}
+			// The move unmapped the source; the failed call, the
+			// destination (the kernel unmaps it before it checks the
+			// source).
+			if ret == int64(dst) {
+				res.reclaim(0, 2)
+			} else {
+				res.reclaim(3, 2)
+			}
+			runtime.UnlockOSThread()
 			if multi {
 				if ret != int64(dst) {
 					t.Fatalf("mremap = %d, want 0x%x: Linux 6.17 moves both mappings", ret, dst)
@@ -96,16 +105,67 @@ func TestMoveAcrossTwoMappings(t *testing.T) {
 	}
 }
 
-// mmapAnon maps n bytes of private anonymous memory, unmapped at the end of the test.
-func mmapAnon(t *testing.T, n, prot int) uint64 {
+// reservation is memory the test owns, page by page. A move with
+// MREMAP_FIXED unmaps pages of it (the source once moved; the destination
+// even when the call fails), where the Go runtime may map memory of its
+// own before the test ends: reclaim maps them again at once, and the
+// cleanup unmaps only the pages the test still owns, never the runtime's.
+type reservation struct {
+	addr  uint64
+	owned []bool
+}
+
+const page = 4096
+
+// reserve maps pages of inaccessible memory, unmapped at the end of the
+// test.
+func reserve(t *testing.T, pages int) *reservation {
 	t.Helper()
-	b, err := unix.Mmap(-1, 0, n, prot, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	b, err := unix.Mmap(-1, 0, pages*page, unix.PROT_NONE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		t.Fatalf("mmap %d bytes: %v", n, err)
+		t.Fatalf("mmap %d pages: %v", pages, err)
 	}
-	addr := uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	r := &reservation{addr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))), owned: make([]bool, pages)}
+	for i := range r.owned {
+		r.owned[i] = true
+	}
 	t.Cleanup(func() {
-		_, _, _ = unix.Syscall(unix.SYS_MUNMAP, uintptr(addr), uintptr(n), 0)
+		for i, own := range r.owned {
+			if own {
+				_, _, _ = unix.Syscall(unix.SYS_MUNMAP, uintptr(r.addr)+uintptr(i*page), page, 0)
+			}
+		}
 	})
+	return r
+}
+
+// mapAt maps pages of the reservation from page first with prot, private
+// and anonymous, and returns their address.
+func (r *reservation) mapAt(t *testing.T, first, pages, prot int) uint64 {
+	t.Helper()
+	addr := r.addr + uint64(first*page)
+	got, _, errno := unix.Syscall6(unix.SYS_MMAP, uintptr(addr), uintptr(pages*page), uintptr(prot),
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED, ^uintptr(0), 0)
+	if errno != 0 || uint64(got) != addr {
+		t.Fatalf("mmap %d pages at 0x%x: 0x%x, %v", pages, addr, got, errno)
+	}
 	return addr
+}
+
+// reclaim maps again each page of the reservation from first the kernel
+// unmapped, without replacing anything (MAP_FIXED_NOREPLACE): a page
+// mapped meanwhile by someone else is no longer the test's.
+func (r *reservation) reclaim(first, pages int) {
+	for i := first; i < first+pages; i++ {
+		addr := uintptr(r.addr) + uintptr(i*page)
+		got, _, errno := unix.Syscall6(unix.SYS_MMAP, addr, page, unix.PROT_NONE,
+			unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uintptr(0), 0)
+		switch {
+		case errno != 0:
+			r.owned[i] = false
+		case got != addr: // a kernel before 4.17 took the address as a hint
+			_, _, _ = unix.Syscall(unix.SYS_MUNMAP, got, page, 0)
+			r.owned[i] = false
+		}
+	}
 }
