@@ -13,10 +13,6 @@
 #ifndef IA32_BPF_H
 #define IA32_BPF_H
 
-// The user code segment of 32-bit tasks (__USER32_CS): what their saved
-// registers show while they are in the kernel.
-#define USER32_CS 0x23
-
 // The 32-bit processes, by tgid: their start time.
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -30,16 +26,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4096);
 } ia32_starts SEC(".maps");
-
-#if defined(__TARGET_ARCH_x86)
-// is_ia32_task tells whether task runs 32-bit code: its saved user
-// registers are in the 32-bit code segment.
-static __always_inline bool is_ia32_task(struct task_struct *task)
-{
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	return BPF_CORE_READ(regs, cs) == USER32_CS;
-}
-#endif
 
 // A process that execs becomes 32-bit or not (a 32-bit program may exec a
 // 64-bit one).
@@ -149,7 +135,7 @@ int ia32_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
 	if (BPF_CORE_READ(regs, orig_ax) != IA32_NR_MREMAP)
 		return 0;
-	return on_exit(ctx->args[1]);
+	return on_exit(ctx, ctx->args[1]);
 #else
 	return 0;
 #endif

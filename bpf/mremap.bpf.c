@@ -19,7 +19,8 @@
 // Each concern has its header: filter (which calls), pairing (entry to
 // exit), vma and path (the mapping at old_address), classify (what the call
 // did), signals (which calls are suspicious), aggregate (the metrics'
-// maps), rate and record (the ring buffer).
+// maps), rate and record (the ring buffer), stack (the caller's user
+// stack, on the record), compat (32-bit callers on x86-64).
 #include "vmlinux.h"
 #include "mremap.h"
 
@@ -38,6 +39,8 @@
 #include "signals.bpf.h"
 #include "aggregate.bpf.h"
 #include "rate.bpf.h"
+#include "compat.bpf.h"
+#include "stack.bpf.h"
 #include "record.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -52,6 +55,8 @@ const enum resize *unused_resize __attribute__((unused));
 const enum move *unused_move __attribute__((unused));
 const enum drop_reason *unused_drop_reason __attribute__((unused));
 const enum vma_flag *unused_vma_flag __attribute__((unused));
+const struct stack_tail *unused_stack_tail __attribute__((unused));
+const enum stack_flag *unused_stack_flag __attribute__((unused));
 
 static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __u64 flags,
 				    __u64 new_addr)
@@ -90,7 +95,7 @@ static __always_inline int on_enter(__u64 addr, __u64 old_len, __u64 new_len, __
 	return 0;
 }
 
-static __always_inline int on_exit(long ret)
+static __always_inline int on_exit(void *ctx, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct comm comm = {};
@@ -112,7 +117,7 @@ static __always_inline int on_exit(long ret)
 		comm_of(&comm);
 		if (!aggregate(&comm, &o, now - enter_ns, signals, map_count))
 			count_drop(DROP_CARDINALITY_LIMIT);
-		submit_record(in, id, &comm, &o, signals, map_count, ret, enter_ns, now);
+		submit_record(ctx, in, id, &comm, &o, signals, map_count, ret, enter_ns, now);
 	}
 	inflight_done(id);
 	return 0;
@@ -134,7 +139,7 @@ int tracepoint_enter(struct syscall_trace_enter *ctx)
 SEC("tracepoint/syscalls/sys_exit_mremap")
 int tracepoint_exit(struct syscall_trace_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(ctx, ctx->ret);
 }
 
 // The arch wrapper's only argument is the user's saved registers; the
@@ -152,7 +157,7 @@ int kprobe_enter(struct pt_regs *ctx)
 SEC("kretprobe/sys_mremap")
 int kprobe_exit(struct pt_regs *ctx)
 {
-	return on_exit(PT_REGS_RC(ctx));
+	return on_exit(ctx, PT_REGS_RC(ctx));
 }
 
 #include "ia32.bpf.h"

@@ -185,6 +185,46 @@ _Static_assert(__builtin_offsetof(struct event, new_address) -
 // A record whose mapping has no path is submitted without it.
 #define EVENT_SIZE_NO_PATH __builtin_offsetof(struct event, vma.path)
 
+// With call_stack, a record carries the calling thread's user stack after
+// its fixed part (after the path when it has one, else where the path would
+// start): the frame-pointer walk of bpf_get_stack, one frame more than
+// STACK_FRAMES to tell a stack cut short, and what the caller of a leaf
+// stub (glibc's mremap(), Go's Syscall6) is recovered from: the top of the
+// user stack (x86) or the link register (arm64).
+#define STACK_FRAMES 64
+#define STACK_WORDS 32
+
+enum stack_flag {
+	// The stack had more than STACK_FRAMES frames: the deeper ones are
+	// not in ips.
+	STACK_TRUNCATED = 1,
+	// words holds the top of the user stack, from its stack pointer up.
+	STACK_WORDS_READ = 2,
+	// A 32-bit (ia32) caller: words holds 4-byte words, the walk followed
+	// its 32-bit frames.
+	STACK_COMPAT = 4,
+};
+
+struct stack_tail {
+	// The process's start (its thread group leader's start_boottime, ns
+	// since boot): what /proc/PID/stat shows, so that user space tells a
+	// reused pid.
+	__u64 start_boottime;
+	__u64 link_register; // x30 at the syscall (arm64), else 0
+	__s32 err;           // bpf_get_stack's error, 0 when it walked the stack
+	__u16 frames;        // how many of ips are set (at most STACK_FRAMES)
+	__u8 flags;          // enum stack_flag bits
+	__u8 pad;
+	__u64 words[STACK_WORDS];
+	// The user instruction pointer at the syscall, then the return
+	// addresses, innermost first.
+	__u64 ips[STACK_FRAMES + 1];
+};
+
+// The sizes of a record with a stack, without and with a path.
+#define EVENT_SIZE_STACK_NO_PATH (EVENT_SIZE_NO_PATH + sizeof(struct stack_tail))
+#define EVENT_SIZE_STACK (sizeof(struct event) + sizeof(struct stack_tail))
+
 // A call and its outcome, for the classify_call test program.
 struct classify_test {
 	__u64 args[5]; // old_address, old_size, new_size, flags, new_address

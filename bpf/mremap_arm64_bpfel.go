@@ -179,6 +179,26 @@ type MremapSignalKey struct {
 	Signal uint32
 }
 
+type MremapStackFlag uint32
+
+const (
+	MremapStackFlagSTACK_TRUNCATED  MremapStackFlag = 1
+	MremapStackFlagSTACK_WORDS_READ MremapStackFlag = 2
+	MremapStackFlagSTACK_COMPAT     MremapStackFlag = 4
+)
+
+type MremapStackTail struct {
+	_             structs.HostLayout
+	StartBoottime uint64
+	LinkRegister  uint64
+	Err           int32
+	Frames        uint16
+	Flags         uint8
+	Pad           uint8
+	Words         [32]uint64
+	Ips           [65]uint64
+}
+
 type MremapVma struct {
 	_       structs.HostLayout
 	Flags   uint8
@@ -227,6 +247,7 @@ const (
 	MremapProgKprobeExit      = "kprobe_exit"
 	MremapProgTracepointEnter = "tracepoint_enter"
 	MremapProgTracepointExit  = "tracepoint_exit"
+	MremapVarCaptureStack     = "capture_stack"
 	MremapVarEmitEvents       = "emit_events"
 	MremapVarFailuresOnly     = "failures_only"
 	MremapVarFilterCgroups    = "filter_cgroups"
@@ -240,6 +261,7 @@ const (
 	MremapVarMappingPaths     = "mapping_paths"
 	MremapVarMaxRecordsPerSec = "max_records_per_sec"
 	MremapVarMinDelta         = "min_delta"
+	MremapVarStackRegisters   = "stack_registers"
 	MremapVarUnusedCallFlag   = "unused_call_flag"
 	MremapVarUnusedCallSignal = "unused_call_signal"
 	MremapVarUnusedDropReason = "unused_drop_reason"
@@ -248,6 +270,8 @@ const (
 	MremapVarUnusedIa32Start  = "unused_ia32_start"
 	MremapVarUnusedMove       = "unused_move"
 	MremapVarUnusedResize     = "unused_resize"
+	MremapVarUnusedStackFlag  = "unused_stack_flag"
+	MremapVarUnusedStackTail  = "unused_stack_tail"
 	MremapVarUnusedVmaFlag    = "unused_vma_flag"
 	MremapVarWakeupBytes      = "wakeup_bytes"
 )
@@ -332,6 +356,7 @@ type MremapMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type MremapVariableSpecs struct {
+	CaptureStack     *ebpf.VariableSpec `ebpf:"capture_stack"`
 	EmitEvents       *ebpf.VariableSpec `ebpf:"emit_events"`
 	FailuresOnly     *ebpf.VariableSpec `ebpf:"failures_only"`
 	FilterCgroups    *ebpf.VariableSpec `ebpf:"filter_cgroups"`
@@ -345,6 +370,7 @@ type MremapVariableSpecs struct {
 	MappingPaths     *ebpf.VariableSpec `ebpf:"mapping_paths"`
 	MaxRecordsPerSec *ebpf.VariableSpec `ebpf:"max_records_per_sec"`
 	MinDelta         *ebpf.VariableSpec `ebpf:"min_delta"`
+	StackRegisters   *ebpf.VariableSpec `ebpf:"stack_registers"`
 	UnusedCallFlag   *ebpf.VariableSpec `ebpf:"unused_call_flag"`
 	UnusedCallSignal *ebpf.VariableSpec `ebpf:"unused_call_signal"`
 	UnusedDropReason *ebpf.VariableSpec `ebpf:"unused_drop_reason"`
@@ -353,6 +379,8 @@ type MremapVariableSpecs struct {
 	UnusedIa32Start  *ebpf.VariableSpec `ebpf:"unused_ia32_start"`
 	UnusedMove       *ebpf.VariableSpec `ebpf:"unused_move"`
 	UnusedResize     *ebpf.VariableSpec `ebpf:"unused_resize"`
+	UnusedStackFlag  *ebpf.VariableSpec `ebpf:"unused_stack_flag"`
+	UnusedStackTail  *ebpf.VariableSpec `ebpf:"unused_stack_tail"`
 	UnusedVmaFlag    *ebpf.VariableSpec `ebpf:"unused_vma_flag"`
 	WakeupBytes      *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -418,6 +446,7 @@ func (m *MremapMaps) Close() error {
 //
 // It can be passed to LoadMremapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type MremapVariables struct {
+	CaptureStack     *ebpf.Variable `ebpf:"capture_stack"`
 	EmitEvents       *ebpf.Variable `ebpf:"emit_events"`
 	FailuresOnly     *ebpf.Variable `ebpf:"failures_only"`
 	FilterCgroups    *ebpf.Variable `ebpf:"filter_cgroups"`
@@ -431,6 +460,7 @@ type MremapVariables struct {
 	MappingPaths     *ebpf.Variable `ebpf:"mapping_paths"`
 	MaxRecordsPerSec *ebpf.Variable `ebpf:"max_records_per_sec"`
 	MinDelta         *ebpf.Variable `ebpf:"min_delta"`
+	StackRegisters   *ebpf.Variable `ebpf:"stack_registers"`
 	UnusedCallFlag   *ebpf.Variable `ebpf:"unused_call_flag"`
 	UnusedCallSignal *ebpf.Variable `ebpf:"unused_call_signal"`
 	UnusedDropReason *ebpf.Variable `ebpf:"unused_drop_reason"`
@@ -439,6 +469,8 @@ type MremapVariables struct {
 	UnusedIa32Start  *ebpf.Variable `ebpf:"unused_ia32_start"`
 	UnusedMove       *ebpf.Variable `ebpf:"unused_move"`
 	UnusedResize     *ebpf.Variable `ebpf:"unused_resize"`
+	UnusedStackFlag  *ebpf.Variable `ebpf:"unused_stack_flag"`
+	UnusedStackTail  *ebpf.Variable `ebpf:"unused_stack_tail"`
 	UnusedVmaFlag    *ebpf.Variable `ebpf:"unused_vma_flag"`
 	WakeupBytes      *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

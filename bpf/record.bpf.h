@@ -21,23 +21,37 @@ struct {
 // whose mapping has no path (anonymous memory, or no mapping) ends where the
 // path would start: a third of the size, so three times as many fit the
 // ring buffer, and less is copied. User space reads path_len to tell the two
-// apart.
-static __always_inline struct event *reserve_record(const struct vma *v)
+// apart. With capture_stack, the stack follows the record's fixed part:
+// *tail is set to it.
+static __always_inline struct event *reserve_record(const struct vma *v, struct stack_tail **tail)
 {
 	struct event *e;
-	if (!v->path_len)
-		return bpf_ringbuf_reserve(&events, EVENT_SIZE_NO_PATH, 0);
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (e)
-		__builtin_memcpy(e->vma.path, v->path, sizeof(e->vma.path));
+	if (!v->path_len) {
+		if (!capture_stack)
+			return bpf_ringbuf_reserve(&events, EVENT_SIZE_NO_PATH, 0);
+		e = bpf_ringbuf_reserve(&events, EVENT_SIZE_STACK_NO_PATH, 0);
+		if (e)
+			*tail = (void *)e + EVENT_SIZE_NO_PATH;
+		return e;
+	}
+	if (!capture_stack)
+		e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	else
+		e = bpf_ringbuf_reserve(&events, EVENT_SIZE_STACK, 0);
+	if (!e)
+		return NULL;
+	__builtin_memcpy(e->vma.path, v->path, sizeof(e->vma.path));
+	if (capture_stack)
+		*tail = (void *)(e + 1);
 	return e;
 }
 
 // submit_record writes the call in (entered at enter_ns, returned ret at
 // now) of the process comm, with its outcome, its signals and its process's
-// map count, into the ring buffer, unless a filter, the rate cap or a full
-// ring buffer keeps it out (the last two counted).
-static __always_inline void submit_record(const struct inflight *in, __u64 id,
+// map count, and with capture_stack the caller's stack, into the ring
+// buffer, unless a filter, the rate cap or a full ring buffer keeps it out
+// (the last two counted). ctx is the exit program's context.
+static __always_inline void submit_record(void *ctx, const struct inflight *in, __u64 id,
 					  const struct comm *comm, const struct outcome *o,
 					  __u16 signals, __u32 map_count, long ret, __u64 enter_ns,
 					  __u64 now)
@@ -48,7 +62,8 @@ static __always_inline void submit_record(const struct inflight *in, __u64 id,
 		count_drop(DROP_RATE_LIMITED);
 		return;
 	}
-	struct event *e = reserve_record(&in->vma);
+	struct stack_tail *tail = NULL;
+	struct event *e = reserve_record(&in->vma, &tail);
 	if (!e) {
 		count_drop(DROP_RING_BUFFER_FULL);
 		return;
@@ -71,6 +86,8 @@ static __always_inline void submit_record(const struct inflight *in, __u64 id,
 	e->signals = signals;
 	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	__builtin_memcpy(e->comm, comm->name, sizeof(e->comm));
+	if (capture_stack && tail)
+		capture_user_stack(ctx, task, tail);
 	__u64 wakeup = 0; // the kernel's own policy: wake when the reader waits
 	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		wakeup = BPF_RB_FORCE_WAKEUP;
