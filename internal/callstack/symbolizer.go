@@ -57,6 +57,9 @@ type Request struct {
 	// Truncated is true when the kernel filled its buffer: deeper frames
 	// exist and were not captured.
 	Truncated bool
+	// Compat is true for a 32-bit (ia32) caller on x86-64, whose
+	// StackWords are 4-byte words, zero-extended.
+	Compat bool
 }
 
 // Symbolizer turns captured stacks into frames with function names. It is

@@ -59,6 +59,14 @@ func (w *walker) frames() (fs []Frame, cut bool) {
 	addrs := w.req.Addresses
 	fs = make([]Frame, 0, len(addrs)+1)
 	fs = append(fs, w.frame(addrs[0], false))
+	if w.req.Compat && fs[0].m != nil && fs[0].m.kind == mappingVDSO {
+		// A 32-bit system call through the vDSO's __kernel_vsyscall:
+		// the kernel's fast 32-bit entry takes the frame pointer its
+		// caller had before the call into the vDSO, so the walk's next
+		// return addresses skip the callers. Only the vDSO frame is
+		// sure.
+		return fs, true
+	}
 	next := uint64(0)
 	if len(addrs) > 1 {
 		next = addrs[1]
