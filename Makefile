@@ -10,6 +10,7 @@ OCB := .tools/builder
 BIN := bin/otelcol-mremap
 HELPER := bin/mremap-helper
 HELPER32 := bin/mremap-helper32
+CSTACK := bin/mremap-cstack
 CLANG ?= clang-19
 CLANG_FORMAT ?= clang-format-19
 # golangci-lint, pinned in its own module (tools/lint/go.mod) so that its
@@ -17,7 +18,7 @@ CLANG_FORMAT ?= clang-format-19
 # and cached by go tool.
 GOLANGCI_LINT := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
 # The C sources clang-format checks (.clang-format): vmlinux.h is generated.
-C_SOURCES := $(filter-out bpf/vmlinux.h,$(wildcard bpf/*.c bpf/*.h)) cmd/mremap-helper32/main.c
+C_SOURCES := $(filter-out bpf/vmlinux.h,$(wildcard bpf/*.c bpf/*.h)) cmd/mremap-helper32/main.c cmd/mremap-cstack/main.c
 
 GO_SOURCES := $(shell find bpf cmd internal receiver -name '*.go' -not -name '*_test.go') bpf/mremap_x86_bpfel.o bpf/mremap_arm64_bpfel.o go.mod go.sum builder-config.yaml
 
@@ -29,7 +30,7 @@ $(OCB):
 	GOBIN=$(CURDIR)/.tools $(GO) install go.opentelemetry.io/collector/cmd/builder@$(OCB_VERSION)
 
 ## build: the collector distribution, bin/otelcol-mremap (ocb, builder-config.yaml)
-build: $(BIN) $(HELPER) helper32
+build: $(BIN) $(HELPER) helper32 $(CSTACK)
 
 $(BIN): $(OCB) $(GO_SOURCES)
 	mkdir -p build bin
@@ -54,6 +55,12 @@ helper32:
 $(HELPER32): cmd/mremap-helper32/main.c
 	mkdir -p bin
 	gcc -m32 -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+## cstack: the C program whose call comes from known nested functions, for the call-stack
+## tests: frame pointers kept, no tail calls; static, so that it runs in the VM suite too
+$(CSTACK): cmd/mremap-cstack/main.c
+	mkdir -p bin
+	gcc -static -O2 -Wall -Wextra -Werror -fno-omit-frame-pointer -fno-optimize-sibling-calls -o $@ $<
 
 ## run: build and run the collector with config/collector.yaml (needs root)
 run: build
@@ -99,7 +106,7 @@ fmt:
 ## -p 1: packages run one at a time, since they all watch the helper's comm.
 ## The soak test runs only in `make soak`.
 test-kernel: build
-	SOAK_DURATION= MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) \
+	SOAK_DURATION= MREMAP_HELPER=$(CURDIR)/$(HELPER) OTELCOL_MREMAP=$(CURDIR)/$(BIN) MREMAP_CSTACK=$(CURDIR)/$(CSTACK) \
 		env $$(test -x $(HELPER32) && echo MREMAP_HELPER_GCC32=$(CURDIR)/$(HELPER32)) $(GO) test -p 1 -count=1 ./...
 
 ## test-unit: the tests that need neither root nor a kernel (-short skips the others)

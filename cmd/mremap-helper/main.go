@@ -7,7 +7,9 @@
 // makes N shrink/grow pairs of calls and prints the ns per call, for the
 // benchmarks (test/bench); with -for D it makes them for D; -cpu pins the
 // loop to one CPU and -rate paces it. With -thread NAME the known calls are made on a
-// second thread renamed NAME, as Java or browser worker threads are.
+// second thread renamed NAME, as Java or browser worker threads are. With
+// -stack it makes one call from known nested functions, for the call-stack
+// tests; -mount-ns DIR runs it inside a mount namespace of its own.
 package main
 
 import (
@@ -38,7 +40,13 @@ func main() {
 	signals := flag.Bool("signals", false, "instead of the known calls, make the calls that raise each signal, and their look-alikes")
 	mapCountLimit := flag.Bool("map-count-limit", false, "instead of the known calls, fill the process up to vm.max_map_count mappings and make a call that needs one more")
 	sleep := flag.Duration("sleep", 0, "instead of the known calls, only sleep this long (a process that runs, for the tests)")
+	stack := flag.Bool("stack", false, "instead of the known calls, make one call from known nested functions (main.stackOuter, main.stackMiddle, main.stackInner), for the call-stack tests")
+	mountNS := flag.String("mount-ns", "", "run again with the other arguments from this directory, in a mount namespace of its own where the helper's directory is bind-mounted on it")
 	flag.Parse()
+	if *mountNS != "" {
+		fmt.Fprintln(os.Stderr, "mremap-helper:", inMountNS(*mountNS))
+		os.Exit(1)
+	}
 	if *sleep > 0 {
 		time.Sleep(*sleep)
 		return
@@ -62,6 +70,8 @@ func main() {
 		made, err = mremaptest.MakeSignalCalls()
 	case *mapCountLimit:
 		made, err = mremaptest.MakeMapCountLimitCall()
+	case *stack:
+		made, err = stackCall()
 	case *thread != "":
 		made, err = onNamedThread(*thread)
 	default:
