@@ -233,6 +233,9 @@ type Call struct {
 
 	// VMA is the mapping at OldAddress at entry.
 	VMA VMA
+
+	// Stack is the calling thread's user stack, with call stacks on.
+	Stack Stack
 }
 
 // OK tells whether the call succeeded.

@@ -71,6 +71,10 @@ func (d *decoder) decode(raw []byte) (mremap.Call, error) {
 	if e.Comm[len(e.Comm)-1] != 0 {
 		return mremap.Call{}, fmt.Errorf("%w: comm %q is not NUL-terminated", errMalformed, commString(e.Comm))
 	}
+	stack, err := decodeStack(raw, fixedSize(&e))
+	if err != nil {
+		return mremap.Call{}, err
+	}
 	return mremap.Call{
 		Enter:    d.clock.Wall(e.EnterNs),
 		Exit:     d.clock.Wall(e.ExitNs),
@@ -95,7 +99,17 @@ func (d *decoder) decode(raw []byte) (mremap.Call, error) {
 		Signals:    mremap.Signals(e.Signals),
 		MapCount:   e.MapCount,
 		VMA:        d.decodeVMA(&e.Vma),
+		Stack:      stack,
 	}, nil
+}
+
+// fixedSize is where a record's stack starts: after the path, or where the
+// path would start.
+func fixedSize(e *bpf.MremapEvent) int {
+	if e.Vma.PathLen > 0 {
+		return int(unsafe.Sizeof(*e))
+	}
+	return eventSizeNoPath
 }
 
 // decodeVMA turns the kernel's view of the mapping at old_address into a

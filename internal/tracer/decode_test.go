@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -412,6 +413,12 @@ func FuzzDecodeEvent(f *testing.F) {
 			}
 			return
 		}
+		if tail, ok := stackTailOf(raw); ok && !validStackTail(tail) {
+			if !errors.Is(err, errMalformed) {
+				t.Fatalf("stack tail %x: err %v, want malformed", tail[:24], err)
+			}
+			return
+		}
 		if err != nil {
 			t.Fatalf("record of %d bytes: %v", len(raw), err)
 		}
@@ -423,7 +430,7 @@ func FuzzDecodeEvent(f *testing.F) {
 			NewSize: ne.Uint64(raw[32:]), Flags: ne.Uint64(raw[40:]), NewAddress: ne.Uint64(raw[48:]), Return: int64(ne.Uint64(raw[56:])),
 			Errno: ne.Uint16(raw[unsafe.Offsetof(e.Err):]), Resize: mremap.Resize(resize), Move: mremap.Move(move),
 			Signals: mremap.Signals(signals), MapCount: ne.Uint32(raw[unsafe.Offsetof(e.MapCount):]),
-			VMA: c.VMA,
+			VMA: c.VMA, Stack: c.Stack, // FuzzDecodeStack checks the stack
 		}
 		if vmaFlags := raw[unsafe.Offsetof(e.Vma)]; vmaFlags&uint8(bpf.MremapVmaFlagVMA_FOUND) == 0 && c.VMA != (mremap.VMA{}) {
 			t.Fatalf("vma flags 0x%x: decoded mapping %+v, want none", vmaFlags, c.VMA)
@@ -432,7 +439,7 @@ func FuzzDecodeEvent(f *testing.F) {
 		if len(c.VMA.Permissions) > 4*4 || len(c.VMA.Path) > 4*256+len("...")+len(" (deleted)") {
 			t.Fatalf("mapping %+v: too long", c.VMA)
 		}
-		if c != want {
+		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("decoded %+v, want %+v", c, want)
 		}
 		// Strings from user space are valid UTF-8 that escapes the bytes.

@@ -27,6 +27,7 @@ type Need uint8
 const (
 	NeedAlways       Need = iota // the probes themselves
 	NeedCgroupFilter             // Filter.CgroupIDs
+	NeedCallStack                // Options.CallStack
 )
 
 func (e *KernelError) Error() string {

@@ -135,7 +135,7 @@ var (
 	helperTaskPtRegs = helper{asm.FnTaskPtRegs, "bpf_task_pt_regs", "5.15", "which finds the caller's instruction pointer"}
 
 	vmaLookupHelpers = []helper{helperFindVMA, helperLoop}
-	allHelpers       = []helper{helperTaskBTF, helperTaskStorage, helperFindVMA, helperLoop, helperAncestorCgroup, helperTaskPtRegs}
+	allHelpers       = []helper{helperTaskBTF, helperTaskStorage, helperFindVMA, helperLoop, helperAncestorCgroup, helperTaskPtRegs, helperGetStack}
 )
 
 // programType is the BPF program type of each probe mode's programs. The

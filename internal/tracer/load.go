@@ -132,6 +132,8 @@ func configure(spec *ebpf.CollectionSpec, opts Options, p Plan) error {
 		"find_caller":         p.VMALookup == VMALookupOn && p.raises(callerSignals),
 		"find_target":         p.VMALookup == VMALookupOn && p.raises(targetSignals),
 		"lru_pairing":         p.Pairing == PairingLRU,
+		"capture_stack":       p.CallStack.Captured(),
+		"stack_registers":     p.CallStack == CallStackOn,
 	}
 	for name, value := range vars {
 		vs, ok := spec.Variables[name]

@@ -46,7 +46,11 @@ type Options struct {
 	// of the host, so 32-bit mremap calls go unseen in exchange for that
 	// cost. Kprobe mode is not affected.
 	SkipIa32Tracepoints bool
-	Filter              Filter
+	// CallStack makes the kernel capture, on each record, the calling
+	// thread's user stack (Call.Stack): the frame-pointer walk, and what
+	// recovers the caller of a leaf stub. Used only with Events.
+	CallStack bool
+	Filter    Filter
 	// OnIa32Start is called, from a goroutine of the tracer, for each
 	// 32-bit program that starts while none runs, in tracepoint mode: its
 	// calls are seen from when the raw_syscalls programs are attached.

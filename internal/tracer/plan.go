@@ -41,6 +41,12 @@ type Plan struct {
 	// Unraised are the signals the programs cannot raise, and why.
 	Unraised []Unraised
 
+	// CallStack says whether each record carries the caller's user stack,
+	// and how; CallStackLacks, with CallStackFramesOnly, what the kernel
+	// lacks for the rest.
+	CallStack      CallStack
+	CallStackLacks []string
+
 	// Ia32 says how 32-bit (ia32) callers are caught, or why not; Ia32Err,
 	// with Ia32KallsymsUnreadable, why /proc/kallsyms could not be read.
 	Ia32    Ia32
@@ -156,6 +162,7 @@ func (f facts) complete(p Plan, opts Options) (Plan, error) {
 	p.VMALookup, p.VMALookupLacks = f.chooseVMALookup(p.Probe, opts)
 	p.Unraised = f.unraised(p)
 	p.Ia32, p.Ia32Err = f.chooseIa32(p.Probe, opts)
+	p.CallStack, p.CallStackLacks = f.chooseCallStack(p.Probe, opts)
 	if p.Probe == ProbeKprobe {
 		native, _ := syscallSymbols()
 		p.kprobeSymbols = append([]string{native}, f.compat...)
@@ -235,6 +242,7 @@ func (f facts) require(p Plan, opts Options) error {
 			lacks = append(lacks, Lack{What: why, For: NeedCgroupFilter})
 		}
 	}
+	lacks = append(lacks, f.callStackLacks(p.Probe, opts)...)
 	if len(lacks) > 0 {
 		return &KernelError{Lacks: lacks}
 	}
