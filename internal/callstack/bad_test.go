@@ -157,8 +157,8 @@ func TestQueue(t *testing.T) {
 		<-block
 		done <- st
 	})
-	if _, ok := q.Submit(req, 1); ok {
-		t.Fatal("Submit answered a cold stack at once")
+	if st, ok := q.Submit(req, 1); ok || st.Unresolved != ReasonPending || len(st.Frames) != len(req.Addresses) {
+		t.Fatalf("Submit of a cold stack: ok=%v unresolved=%s frames=%d; want it queued, with what the cache had", ok, st.Unresolved, len(st.Frames))
 	}
 	// The worker holds item 1 in done; one more fills the queue.
 	for i := 0; ; i++ {

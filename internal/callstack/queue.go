@@ -42,8 +42,10 @@ func (q *Queue[T]) run() {
 }
 
 // Submit symbolizes req. When ok is true, st is the answer and done will
-// not be called for item; otherwise done(item, st) will be, later. It
-// never blocks on I/O. req.Addresses is copied when queued.
+// not be called for item; otherwise done(item, st) will be, later, and st
+// is what the cache had (module+offset frames, Unresolved ==
+// ReasonPending), for a caller that cannot wait. It never blocks on I/O.
+// req.Addresses is copied when queued.
 func (q *Queue[T]) Submit(req Request, item T) (st Stack, ok bool) {
 	if st, ok = q.s.Cached(req); ok {
 		return st, true
@@ -56,7 +58,7 @@ func (q *Queue[T]) Submit(req Request, item T) (st Stack, ok bool) {
 	req.Addresses = append([]uint64(nil), req.Addresses...)
 	select {
 	case q.ch <- queued[T]{req: req, item: item}:
-		return Stack{}, false
+		return st, false
 	default:
 		q.s.stats.queueFull.Add(1)
 		return st, true
