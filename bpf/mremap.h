@@ -185,7 +185,7 @@ _Static_assert(__builtin_offsetof(struct event, new_address) -
 // A record whose mapping has no path is submitted without it.
 #define EVENT_SIZE_NO_PATH __builtin_offsetof(struct event, vma.path)
 
-// With call_stack, a record carries the calling thread's user stack after
+// With capture_stack, a record carries the calling thread's user stack after
 // its fixed part (after the path when it has one, else where the path would
 // start): the frame-pointer walk of bpf_get_stack, one frame more than
 // STACK_FRAMES to tell a stack cut short, and what the caller of a leaf

@@ -1,7 +1,7 @@
 /*
  * mremap-cstack: a C program that makes one mremap(2) call from known nested
  * functions, main -> stack_outer -> stack_middle -> stack_inner, for the
- * call-stack tests: the record's code.stacktrace lists them in order, and
+ * call-stack tests (two pages of anonymous memory shrunk to one, in place): the record's code.stacktrace lists them in order, and
  * code.function.name is stack_inner.
  *
  * Built with `gcc -static -O2 -fno-omit-frame-pointer
@@ -42,9 +42,9 @@ NOINLINE static long stack_inner(const char *mode, void *p)
 	void *q;
 
 	if (strcmp(mode, "syscall") == 0)
-		q = (void *)syscall(SYS_mremap, p, PAGE, 2 * PAGE, MREMAP_MAYMOVE);
+		q = (void *)syscall(SYS_mremap, p, 2 * PAGE, PAGE, 0);
 	else
-		q = mremap(p, PAGE, 2 * PAGE, MREMAP_MAYMOVE);
+		q = mremap(p, 2 * PAGE, PAGE, 0);
 	sink++;
 	return (long)q;
 }
@@ -74,7 +74,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mremap-cstack mremap|syscall [LINGER_MS]\n");
 		return 2;
 	}
-	p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		perror("mmap");
 		return 1;
@@ -84,8 +84,8 @@ int main(int argc, char **argv)
 	if (r == (long)MAP_FAILED)
 		r = -errno;
 	printf("{\"name\":\"%s\",\"pid\":%d,\"tid\":%d,\"old_address\":%" PRIuPTR
-	       ",\"old_size\":%lu,\"new_size\":%lu,\"flags\":%d,\"new_address\":0,\"return\":%ld}\n",
-	       mode, getpid(), gettid(), (uintptr_t)p, PAGE, 2 * PAGE, MREMAP_MAYMOVE, r);
+	       ",\"old_size\":%lu,\"new_size\":%lu,\"flags\":0,\"new_address\":0,\"return\":%ld}\n",
+	       mode, getpid(), gettid(), (uintptr_t)p, 2 * PAGE, PAGE, r);
 	fflush(stdout);
 	if (linger > 0) {
 		struct timespec ts = { .tv_sec = linger / 1000,

@@ -15,17 +15,17 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
 
-// stackCall makes one mremap(2) call, a page grown by MREMAP_MAYMOVE, from
+// stackCall makes one mremap(2) call, two pages shrunk to one in place, from
 // known nested functions: stackOuter -> stackMiddle -> stackInner, which
 // calls syscall.Syscall6 (Go keeps frame pointers, so the kernel's walk
 // sees each of them): mremaptest.GoStackFunctions.
 func stackCall() ([]mremaptest.Made, error) {
-	b, err := unix.Mmap(-1, 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	b, err := unix.Mmap(-1, 0, 2*os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		return nil, err
 	}
 	m := mremaptest.Made{Name: "stack", PID: uint32(os.Getpid()), TID: uint32(unix.Gettid()),
-		OldAddress: addrOf(b), OldSize: uint64(len(b)), NewSize: 2 * uint64(len(b)), Flags: unix.MREMAP_MAYMOVE}
+		OldAddress: addrOf(b), OldSize: uint64(len(b)), NewSize: uint64(len(b)) / 2}
 	m.Return = stackOuter(&m)
 	return []mremaptest.Made{m}, nil
 }

@@ -4,7 +4,11 @@ package mremaptest
 
 import (
 	"bufio"
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +85,19 @@ func StartHelper(t testing.TB, n int, path string, args ...string) []Made {
 	return made
 }
 
+// ExpectedStack holds the expectations for the calls of the call-stack
+// helpers: mremap-helper -stack, and mremap-cstack's two modes, each two
+// pages of anonymous memory shrunk to one in place; the tests that check
+// them leave the lookup of the mapping off.
+var ExpectedStack = []struct {
+	Name string
+	Expectation
+}{
+	{"stack", Expectation{"", "shrink", "none", "ok", -page, false, "", "", ""}},
+	{"mremap", Expectation{"", "shrink", "none", "ok", -page, false, "", "", ""}},
+	{"syscall", Expectation{"", "shrink", "none", "ok", -page, false, "", "", ""}},
+}
+
 // InOrder reports whether want appears in got as consecutive elements.
 func InOrder(got []string, want ...string) bool {
 	for i := 0; i+len(want) <= len(got); i++ {
@@ -93,4 +110,52 @@ func InOrder(got []string, want ...string) bool {
 		}
 	}
 	return false
+}
+
+// StrippedCopy copies the program at path, stripped of its symbol tables,
+// into a directory of the test's under the same file name (so its comm is
+// the same), and returns the copy's path: with strip(1) where it is
+// installed, else (the kernel VM has no binutils) by turning the copy's
+// symbol table sections into SHT_NULL ones, which no ELF reader takes for
+// symbols.
+func StrippedCopy(t testing.TB, path string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(path))
+	if _, err := exec.LookPath("strip"); err == nil {
+		if b, err := exec.Command("strip", "-o", out, path).CombinedOutput(); err != nil {
+			t.Fatalf("strip %s: %v\n%s", path, err, b)
+		}
+		return out
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nullSymbolTables(b); err != nil {
+		t.Fatalf("strip %s: %v", path, err)
+	}
+	if err := os.WriteFile(out, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// nullSymbolTables sets the type of the SHT_SYMTAB and SHT_DYNSYM section
+// headers of the 64-bit little-endian ELF file b to SHT_NULL.
+func nullSymbolTables(b []byte) error {
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	if f.Class != elf.ELFCLASS64 || f.Data != elf.ELFDATA2LSB {
+		return fmt.Errorf("not a 64-bit little-endian ELF file")
+	}
+	shoff := binary.LittleEndian.Uint64(b[0x28:])
+	shentsize := uint64(binary.LittleEndian.Uint16(b[0x3a:]))
+	for i, s := range f.Sections {
+		if s.Type == elf.SHT_SYMTAB || s.Type == elf.SHT_DYNSYM {
+			binary.LittleEndian.PutUint32(b[shoff+uint64(i)*shentsize+4:], uint32(elf.SHT_NULL))
+		}
+	}
+	return nil
 }

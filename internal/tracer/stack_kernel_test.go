@@ -100,7 +100,7 @@ func TestCallStackRecordSizes(t *testing.T) {
 	helper := mremaptest.HelperPath(t)
 	event := int(unsafe.Sizeof(bpf.MremapEvent{}))
 	for _, on := range []bool{false, true} {
-		t.Run(fmt.Sprintf("call_stack=%v", on), func(t *testing.T) {
+		t.Run(fmt.Sprintf("CallStack=%v", on), func(t *testing.T) {
 			tr := newTracer(t, Options{Probe: ProbeTracepoint, Events: true, RingBufferSize: 1 << 20, CallStack: on, Filter: helperOnly()})
 			made := mremaptest.RunHelper(t, helper)
 			sizes := map[int]int{}
@@ -133,7 +133,7 @@ func readRaw(t *testing.T, tr *Tracer) int {
 		require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 		require.True(t, time.Now().Before(end), "no record within 10s")
 	}
-	_, err := decodeEvent(tr.record.RawSample, tr.clock)
+	_, err := tr.decoder.decode(tr.record.RawSample)
 	require.NoError(t, err)
 	return len(tr.record.RawSample)
 }

@@ -38,7 +38,13 @@ type Run struct {
 	Start, End time.Time
 	// Comm is the helper's process.executable.name; "" for mremaptest.Comm.
 	Comm string
+	// Stack checks each record's call-stack attributes (StackAttributes),
+	// with call_stack on; nil: the records must have none.
+	Stack func(what string, attrs pcommon.Map) []string
 }
+
+// StackAttributes are the attributes call_stack adds to a record.
+var StackAttributes = []string{"code.stacktrace", "code.function.name", "mremap.call_stack.end", "mremap.call_stack.unresolved"}
 
 // errnoText is the C library's message for the errors the helper causes,
 // written out by hand rather than asked of a library.
@@ -215,7 +221,12 @@ func checkRecord(p *problems, lr plog.LogRecord, m mremaptest.Made, run Run) {
 	} else {
 		want["mremap.map_count"] = n.Int()
 	}
-	checkAttributes(p, what, lr.Attributes(), want)
+	var optional []string
+	if run.Stack != nil {
+		*p = append(*p, run.Stack(what, lr.Attributes())...)
+		optional = StackAttributes
+	}
+	checkAttributes(p, what, lr.Attributes(), want, optional...)
 }
 
 // RecordAttributes returns the attributes the log record of the helper's
@@ -265,7 +276,7 @@ func expectation(name string) mremaptest.Expectation {
 	for _, list := range [][]struct {
 		Name string
 		mremaptest.Expectation
-	}{mremaptest.Expected, mremaptest.ExpectedSignals, mremaptest.ExpectedMapCountLimit} {
+	}{mremaptest.Expected, mremaptest.ExpectedSignals, mremaptest.ExpectedMapCountLimit, mremaptest.ExpectedStack} {
 		for _, e := range list {
 			if e.Name == name {
 				return e.Expectation
