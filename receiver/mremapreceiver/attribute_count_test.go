@@ -12,7 +12,7 @@ import (
 
 // attributeCount says how many attributes setAttributes writes, for calls
 // that succeed or fail, with a mapping or without, with signals or
-// without, redacted or not.
+// without, with a call stack or without, redacted or not.
 func TestAttributeCount(t *testing.T) {
 	calls := []mremap.Call{
 		{Return: 0x7f3a2c000000},
@@ -21,6 +21,9 @@ func TestAttributeCount(t *testing.T) {
 		{Return: -14, Errno: 14, VMA: mremap.VMA{Found: true, Permissions: "r--p", Path: "/lib/a.so"}},
 		{Return: 0x7f3a2c000000, VMA: mremap.VMA{Found: true, Permissions: "r-xp", Path: "/lib/a.so", Count: 2}, Signals: 1 << mremap.SignalExecMove, MapCount: 40},
 		{Return: -12, Errno: 12, Signals: 1 << mremap.SignalMapCountLimit, MapCount: 65530},
+		{Return: 0x7f3a2c000000, Stack: mremap.Stack{Symbolized: mremap.SymbolizedStack{Trace: "main+0x1 (/bin/x)", Function: "main", End: "complete"}}},
+		{Return: -22, Errno: 22, Stack: mremap.Stack{Symbolized: mremap.SymbolizedStack{Trace: "0x1234", End: "unknown", Unresolved: "pending"}}},
+		{Return: 0x7f3a2c000000, Stack: mremap.Stack{Symbolized: mremap.SymbolizedStack{End: "not_captured"}}},
 	}
 	for _, redact := range []bool{false, true} {
 		c := &logConverter{probe: "tracepoint", redact: redact}

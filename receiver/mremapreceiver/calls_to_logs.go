@@ -200,6 +200,7 @@ func (c *logConverter) setAttributes(attrs pcommon.Map, call *mremap.Call) {
 		a.putStr("mremap.signals", call.Signals.String())
 	}
 	a.putInt("mremap.map_count", int64(call.MapCount))
+	putStack(a, &call.Stack.Symbolized, c.redact)
 	a.into(attrs)
 }
 
@@ -222,7 +223,7 @@ func (c *logConverter) attributeCount(call *mremap.Call) int {
 	if call.Signals != 0 {
 		n++
 	}
-	return n
+	return n + stackAttributeCount(&call.Stack.Symbolized)
 }
 
 // attributeWriter appends a record's attributes and moves them into its

@@ -37,6 +37,11 @@ type Config struct {
 	// programs. Those run on every syscall of the host; false saves that
 	// cost and leaves 32-bit mremap calls unseen in tracepoint mode.
 	Ia32RawTracepoints bool `mapstructure:"ia32_raw_tracepoints"`
+	// CallStack puts the calling thread's user stack, symbolized, on each
+	// log record (code.stacktrace, code.function.name; docs/call-stacks.md).
+	// It changes only log records: with a metrics pipeline alone it does
+	// nothing.
+	CallStack bool `mapstructure:"call_stack"`
 	// Filter selects calls in the kernel.
 	Filter FilterConfig `mapstructure:"filter"`
 	// RedactAddresses leaves the address attributes (mremap.old_address,

@@ -41,6 +41,7 @@ func (cfg *Config) tracerOptions(events bool) tracer.Options {
 		MaxEventsPerSecond:  uint64(cfg.MaxEventsPerSecond),
 		SkipVMALookup:       !cfg.VMALookup,
 		SkipIa32Tracepoints: !cfg.Ia32RawTracepoints,
+		CallStack:           cfg.CallStack,
 		Filter:              f,
 	}
 }

@@ -60,6 +60,7 @@ func TestLoadConfig(t *testing.T) {
 		ErrorsOnly:   true,
 	}
 	custom.RedactAddresses = true
+	custom.CallStack = true
 	custom.Metrics.MremapMoves.Enabled = false
 	custom.Metrics.MremapSizeDelta.Enabled = false
 	custom.ResourceAttributes.HostName.Enabled = false
@@ -100,6 +101,7 @@ func TestDefaultConfig(t *testing.T) {
 	assert.True(t, cfg.Metrics.MremapDuration.Enabled)
 	assert.True(t, cfg.ResourceAttributes.HostName.Enabled)
 	assert.False(t, cfg.RedactAddresses)
+	assert.False(t, cfg.CallStack)
 	assert.NoError(t, cfg.Validate())
 }
 
@@ -132,6 +134,7 @@ func TestLoadConfigBadTypes(t *testing.T) {
 	}{
 		{"bad_errors_only", []string{"errors_only"}},
 		{"bad_redact_addresses", []string{"redact_addresses"}},
+		{"bad_call_stack", []string{"call_stack"}},
 		{"bad_vma_lookup", []string{"vma_lookup"}},
 		{"bad_ia32_raw_tracepoints", []string{"ia32_raw_tracepoints"}},
 		{"bad_collection_interval", []string{"collection_interval", "invalid duration"}},
@@ -290,6 +293,7 @@ func TestTracerOptions(t *testing.T) {
 		MaxEventsPerSecond:  500,
 		SkipVMALookup:       true,
 		SkipIa32Tracepoints: true,
+		CallStack:           true,
 		Filter: tracer.Filter{
 			PIDs:         []uint32{1, 4242},
 			Comms:        []string{"postgres", "java"},

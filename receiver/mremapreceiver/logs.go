@@ -57,6 +57,12 @@ func (r *mremapReceiver) readLogs(out chan<- plog.Logs) {
 		b.drops.next = time.Now().Add(b.drops.every)
 		defer b.drops.warn(r)
 	}
+	// With call_stack, the calls wait in the stack stage for their
+	// stacks' symbols, in the order read, and go into the batch from it.
+	var stacks *stackStage
+	if r.cfg.CallStack {
+		stacks = newStackStage(r.set.Logger)
+	}
 	for {
 		// The next read waits for the kernel when the ring is empty.
 		waits := !r.tracer.Pending()
@@ -64,8 +70,10 @@ func (r *mremapReceiver) readLogs(out chan<- plog.Logs) {
 		if b.conv.len() > 0 {
 			due = b.due
 		}
-		c, err := r.tracer.ReadUntil(earliest(due, b.drops.next))
+		c, err := r.tracer.ReadUntil(earliest(earliest(due, b.drops.next), stacks.next()))
 		switch {
+		case err == nil && stacks != nil:
+			stacks.hold(b.observe(&c, waits))
 		case err == nil:
 			b.add(&c, waits)
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -73,11 +81,13 @@ func (r *mremapReceiver) readLogs(out chan<- plog.Logs) {
 				b.send()
 			}
 		case errors.Is(err, tracer.ErrClosed):
+			stacks.drain(b.addObserved)
 			b.send()
 			return
 		default:
 			r.set.Logger.Error("reading mremap calls", zap.Error(err))
 		}
+		stacks.release(b.addObserved, false)
 		// Between reads that waited, and after each batch sent.
 		if err != nil || b.conv.len() == 0 {
 			b.drops.due(r)
@@ -107,6 +117,26 @@ type logBatcher struct {
 // add turns a call into a log record of the batch, and sends the batch
 // when full or due; waited says the ring buffer was empty before it.
 func (b *logBatcher) add(c *mremap.Call, waited bool) {
+	b.observeRun(c, waited)
+	b.append(c, &b.lastInfo, b.observed, b.now)
+}
+
+// observe is the call as read now, with what /proc says of its process,
+// for a log record made later (addObserved).
+func (b *logBatcher) observe(c *mremap.Call, waited bool) *observedCall {
+	b.observeRun(c, waited)
+	return &observedCall{Call: *c, proc: b.lastInfo, observed: b.now}
+}
+
+// addObserved turns a call observed earlier into a log record of the
+// batch, and sends the batch when full or due.
+func (b *logBatcher) addObserved(oc *observedCall) {
+	b.append(&oc.Call, &oc.proc, pcommon.NewTimestampFromTime(oc.observed), time.Now())
+}
+
+// observeRun looks up the call's process, unless the call before was the
+// same process's, and when it was read.
+func (b *logBatcher) observeRun(c *mremap.Call, waited bool) {
 	if !b.haveLast || c.Process != b.last {
 		b.last, b.lastInfo, b.haveLast = c.Process, b.procs.lookup(c.Process), true
 	}
@@ -119,11 +149,16 @@ func (b *logBatcher) add(c *mremap.Call, waited bool) {
 		b.observed = pcommon.NewTimestampFromTime(b.now)
 	}
 	b.run--
+}
+
+// append adds the call's log record to the batch at now, and sends the
+// batch when full or due.
+func (b *logBatcher) append(c *mremap.Call, info *processInfo, observed pcommon.Timestamp, now time.Time) {
 	if b.conv.len() == 0 {
-		b.due = b.now.Add(batchWait)
+		b.due = now.Add(batchWait)
 	}
-	b.conv.add(c, &b.lastInfo, b.observed)
-	if b.conv.len() >= maxBatch || !b.now.Before(b.due) {
+	b.conv.add(c, info, observed)
+	if b.conv.len() >= maxBatch || !now.Before(b.due) {
 		b.send()
 	}
 }

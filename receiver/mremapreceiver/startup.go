@@ -27,7 +27,25 @@ func startupReason(p tracer.Plan) string {
 	if why := ia32Reason(p); why != "" {
 		parts = append(parts, why)
 	}
+	if why := callStackReason(p); why != "" {
+		parts = append(parts, why)
+	}
 	return strings.Join(parts, "; ")
+}
+
+// callStackReason says how call_stack captures the stacks, or why it
+// changes nothing.
+func callStackReason(p tracer.Plan) string {
+	const how = "call_stack: the kernel walks the caller's user stack by its frame pointers (bpf_get_stack) at the syscall's exit of each call that is logged, and the collector symbolizes it"
+	switch p.CallStack {
+	case tracer.CallStackOn:
+		return how
+	case tracer.CallStackFramesOnly:
+		return how + "; the caller of a function that sets up no frame (glibc's mremap(), syscall()) is not recovered: " + strings.Join(p.CallStackLacks, "; ")
+	case tracer.CallStackNoRecords:
+		return "call_stack is on but changes nothing: the receiver is in no logs pipeline, and stacks go on log records only"
+	}
+	return ""
 }
 
 // unraisedReason says which signals are not raised, and why.
@@ -114,8 +132,11 @@ func kernelText(e *tracer.KernelError) string {
 	what := make([]string, len(e.Lacks))
 	for i, l := range e.Lacks {
 		what[i] = l.What
-		if l.For == tracer.NeedCgroupFilter {
+		switch l.For {
+		case tracer.NeedCgroupFilter:
 			what[i] += "; remove filter::cgroups to run on this kernel"
+		case tracer.NeedCallStack:
+			what[i] += "; set call_stack: false to run on this kernel"
 		}
 	}
 	return "this kernel cannot run the mremap probes: " + strings.Join(what, "; ")
