@@ -58,9 +58,16 @@ $(HELPER32): cmd/mremap-helper32/main.c
 
 ## cstack: the C program whose call comes from known nested functions, for the call-stack
 ## tests: frame pointers kept, no tail calls; static, so that it runs in the VM suite too
+CSTACK_CFLAGS := -static -O2 -Wall -Wextra -Werror -fno-omit-frame-pointer -fno-optimize-sibling-calls
 $(CSTACK): cmd/mremap-cstack/main.c
 	mkdir -p bin
-	gcc -static -O2 -Wall -Wextra -Werror -fno-omit-frame-pointer -fno-optimize-sibling-calls -o $@ $<
+	gcc $(CSTACK_CFLAGS) -o $@ $<
+
+## the same for the arm64 VM (test/vm/suite.sh): clang and lld with Debian's arm64 cross
+## sysroot (libc6-dev-arm64-cross, libgcc-12-dev-arm64-cross)
+build/arm64/mremap-cstack: cmd/mremap-cstack/main.c
+	mkdir -p build/arm64
+	$(CLANG) --target=aarch64-linux-gnu -fuse-ld=lld $(CSTACK_CFLAGS) -o $@ $<
 
 ## run: build and run the collector with config/collector.yaml (needs root)
 run: build

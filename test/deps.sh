@@ -44,6 +44,21 @@ if ! echo 'int main(void) { return 0; }' | gcc -m32 -static -x c -o /dev/null - 
 	missing_pkgs+=(gcc-multilib)
 fi
 
+# clang and lld cross-build the static arm64 C helper of the call-stack
+# tests (cmd/mremap-cstack) for the arm64 VM, with Debian's arm64 sysroot.
+for row in "clang-19 clang-19" "ld.lld-19 lld-19"; do
+	read -r cmd pkg <<<"$row"
+	if ! command -v "$cmd" >/dev/null 2>&1; then
+		say "$cmd is missing (the arm64 VM's C helper is cross-built with it): package $pkg"
+		missing_pkgs+=("$pkg")
+	fi
+done
+if command -v clang-19 >/dev/null 2>&1 && command -v ld.lld-19 >/dev/null 2>&1 &&
+	! echo 'int main(void) { return 0; }' | clang-19 --target=aarch64-linux-gnu -fuse-ld=lld -static -x c -o /dev/null - >/dev/null 2>&1; then
+	say "clang cannot build static arm64 programs (the arm64 VM's C helper): packages libc6-dev-arm64-cross libgcc-12-dev-arm64-cross"
+	missing_pkgs+=(libc6-dev-arm64-cross libgcc-12-dev-arm64-cross)
+fi
+
 if [[ ${#missing_pkgs[@]} -eq 0 ]]; then
 	exit 0
 fi

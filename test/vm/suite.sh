@@ -16,9 +16,11 @@
 #    ./internal/tracer, ./receiver/mremapreceiver (with its metadata.yaml and
 #    testdata/, which its tests read from their working directory) and
 #    ./test/e2e, the helper and the collector, all with CGO_ENABLED=0 (the
-#    VM has no libc). amd64 takes bin/otelcol-mremap and bin/mremap-helper
-#    from `make build`, and the 32-bit helpers; arm64 cross-builds them
-#    (GOARCH=arm64; the collector from ocb's sources in build/otelcol-mremap).
+#    VM has no libc). amd64 takes bin/otelcol-mremap, bin/mremap-helper
+#    and bin/mremap-cstack from `make build`, and the 32-bit helpers; arm64
+#    cross-builds them (GOARCH=arm64; the collector from ocb's sources in
+#    build/otelcol-mremap; the static C helper with clang, make
+#    build/arm64/mremap-cstack).
 # 2. Boots each kernel with test/vm/run.sh and runs, as one labelled command
 #    each, with MREMAP_REQUIRE_PROBES=1 (kprobe subtests fail, not skip,
 #    without kprobes), MREMAP_HELPER and OTELCOL_MREMAP set:
@@ -138,6 +140,7 @@ build_payload() {
 		else
 			say "note: no bin/mremap-helper32 (gcc -m32 needs gcc-multilib): the glibc 32-bit caller is not tested"
 		fi
+		cp bin/mremap-cstack "$p/mremap-cstack"
 	else
 		CGO_ENABLED=0 GOARCH=$arch "$GO" build -ldflags='-s -w' -o "$p/mremap-helper" ./cmd/mremap-helper ||
 			die "GOARCH=$arch go build ./cmd/mremap-helper failed"
@@ -145,6 +148,11 @@ build_payload() {
 		# sources, cross-built, are the collector ocb would build for arch.
 		(cd build/otelcol-mremap && CGO_ENABLED=0 GOARCH=$arch "$GO" build -trimpath -ldflags='-s -w' -o "$p/otelcol-mremap" .) ||
 			die "GOARCH=$arch go build in build/otelcol-mremap failed"
+		if make --no-print-directory "build/$arch/mremap-cstack" >/dev/null; then
+			cp "build/$arch/mremap-cstack" "$p/mremap-cstack"
+		else
+			say "note: cmd/mremap-cstack could not be cross-built for $arch (clang-19, lld-19, libc6-dev-arm64-cross): the C helper's call stacks are not tested there"
+		fi
 	fi
 	cp receiver/mremapreceiver/metadata.yaml "$p/mremapreceiver/"
 	if [[ -d receiver/mremapreceiver/testdata ]]; then
@@ -199,9 +207,10 @@ declare -A title=(
 # The quick set: every field of the helper's calls through the tracer, the
 # receiver (logs and metrics) and the built collector, each in kprobe and
 # tracepoint mode; probe: auto choosing kprobe and saying why (tracer,
-# collector, kprobe-profile); the kernel features the choice reads.
+# collector, kprobe-profile); the kernel features the choice reads; the
+# call stacks the kernel captures (the verifier accepts the capture).
 declare -A quick_run=(
-	[tracer]='^(TestCallsAndAggregates|TestAutoSaysWhy|TestProbeKernelHere|TestSyscallTracepoints|TestMoveAcrossTwoMappings)$'
+	[tracer]='^(TestCallsAndAggregates|TestAutoSaysWhy|TestProbeKernelHere|TestSyscallTracepoints|TestMoveAcrossTwoMappings|TestCallStackCapture)$'
 	[mremapreceiver]='^(TestReceiverLogsAndMetrics)$'
 	[e2e]='^(TestCollectorFileExporter|TestCollectorAutoSaysWhich)$'
 )
@@ -268,6 +277,7 @@ run_kernel() { # name package arch set
 	commands "$arch" "$set"
 	envs=(-e MREMAP_REQUIRE_PROBES=1 -e MREMAP_HELPER=/payload/mremap-helper -e MREMAP_START_SHUTDOWN_CYCLES=10
 		-e OTELCOL_MREMAP=/payload/otelcol-mremap -e MREMAP_TEST_CERTS=/payload/certs -e GOTRACEBACK=all -e "MREMAP_EXPECT_PAIRING=$pairing")
+	[[ -x $payloads/$arch/mremap-cstack ]] && envs+=(-e MREMAP_CSTACK=/payload/mremap-cstack)
 	if [[ $arch == amd64 ]]; then
 		envs+=(-e MREMAP_HELPER_386=/payload/ia32/mremap-helper)
 		[[ -x $payloads/amd64/ia32/mremap-helper32 ]] && envs+=(-e MREMAP_HELPER_GCC32=/payload/ia32/mremap-helper32)
