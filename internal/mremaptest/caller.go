@@ -5,6 +5,7 @@ package mremaptest
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -83,9 +84,23 @@ type rawCall struct {
 }
 
 // rawCalls makes calls back to back with raw system calls, which do not
-// enter the Go scheduler, then records them.
+// enter the Go scheduler, then records them. The thread's signals are
+// blocked meanwhile: a call may move the main thread's stack away, and a
+// signal (the runtime's asynchronous preemption, SIGURG) would have the
+// runtime switch to that stack to schedule; it is delivered once the calls
+// are done.
 func (c *caller) rawCalls(calls []rawCall) {
 	rets := make([]int64, len(calls))
+	var all, old unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^all.Val[i]
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK,
+		uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&old)), sigsetSize, 0, 0); errno != 0 {
+		panic(fmt.Sprintf("rt_sigprocmask: %v", errno))
+	}
 	for i, rc := range calls {
 		r, _, errno := unix.RawSyscall6(unix.SYS_MREMAP, uintptr(rc.addr), uintptr(rc.oldSize), uintptr(rc.newSize),
 			uintptr(rc.flags), uintptr(rc.newAddr), 0)
@@ -94,6 +109,7 @@ func (c *caller) rawCalls(calls []rawCall) {
 			rets[i] = -int64(errno)
 		}
 	}
+	_, _, _ = unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&old)), 0, sigsetSize, 0, 0)
 	for i, rc := range calls {
 		c.made = append(c.made, Made{rc.name, c.pid, c.tid, rc.addr, rc.oldSize, rc.newSize, rc.flags, rc.newAddr, rets[i], rc.maps})
 	}
@@ -107,6 +123,9 @@ func (c *caller) callFrom(code uint64, name string, addr, oldSize, newSize, flag
 	ret := int64(callCode(uintptr(code), unix.SYS_MREMAP, uintptr(addr), uintptr(oldSize), uintptr(newSize), uintptr(flags), uintptr(newAddr)))
 	c.made = append(c.made, Made{name, c.pid, c.tid, addr, oldSize, newSize, flags, newAddr, ret, maps})
 }
+
+// sigsetSize is the kernel's signal set, in bytes: 64 signals.
+const sigsetSize = 8
 
 func addrOf(b []byte) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
