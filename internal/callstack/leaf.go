@@ -87,7 +87,9 @@ func (w *walker) moduleFramePointer(f *Frame) uint32 {
 // keepsFramePointer looks for the instruction that makes the frame
 // pointer: mov %rsp,%rbp (x86-64) or mov %esp,%ebp after a push %ebp
 // (i386), which compilers may schedule a few instructions after the push,
-// and on arm64 mov x29, sp (C) or sub x29, sp, #8 (Go).
+// and on arm64 add x29, sp, #n (C: mov x29, sp is n = 0, and GCC writes
+// add x29, sp, #16 when the frame record is above the locals) or
+// sub x29, sp, #n (Go: #8).
 func keepsFramePointer(m elf.Machine, b []byte) bool {
 	switch m {
 	case elf.EM_X86_64:
@@ -96,7 +98,9 @@ func keepsFramePointer(m elf.Machine, b []byte) bool {
 		return len(b) > 0 && b[0] == 0x55 && (hasSeq(b, 0x89, 0xe5) || hasSeq(b, 0x8b, 0xec))
 	case elf.EM_AARCH64:
 		for i := 0; i+4 <= len(b); i += 4 {
-			if insn := binary.LittleEndian.Uint32(b[i:]); insn == 0x910003fd || insn == 0xd10023fd {
+			// ADD or SUB (immediate, 64-bit), any shift and immediate,
+			// from sp (Rn 31) to x29 (Rd 29).
+			if insn := binary.LittleEndian.Uint32(b[i:]) & 0xbf8003ff; insn == 0x910003fd {
 				return true
 			}
 		}
