@@ -41,8 +41,10 @@ NOINLINE static long stack_inner(const char *mode, void *p)
 {
 	void *q;
 
+	/* syscall() gets all five arguments: the kernel reads new_address
+	 * whatever the flags, and the record shows what it read. */
 	if (strcmp(mode, "syscall") == 0)
-		q = (void *)syscall(SYS_mremap, p, 2 * PAGE, PAGE, 0);
+		q = (void *)syscall(SYS_mremap, p, 2 * PAGE, PAGE, 0, NULL);
 	else
 		q = mremap(p, 2 * PAGE, PAGE, 0);
 	sink++;
