@@ -58,9 +58,8 @@ type receiverRow struct {
 //   - the kernel's signals (mremap.signals) are on by default and have no
 //     key, so the default rows carry their cost; a row without them needs
 //     whatever turns them off (yaml, env or args);
-//   - call stacks: {key: "logs-call-stack", name: "receiver: logs +
-//     metrics, call_stack: true", logs: true, yaml: "    call_stack:
-//     true\n", what: "..."}, and the same for the metrics pipeline.
+//   - call stacks have a logs row only: without a logs pipeline
+//     call_stack changes nothing.
 var receiverRows = []receiverRow{
 	{key: "metrics", name: "receiver: metrics pipeline",
 		what: "otelcol-mremap with the mremap receiver (defaults, collection_interval 1s) in a metrics pipeline to the prometheus exporter; the kernel keeps the aggregates, no ring-buffer records"},
@@ -87,6 +86,8 @@ var receiverRows = []receiverRow{
 	{key: "logs-cmdline", name: "receiver: logs + metrics, process.command_line on", logs: true,
 		yaml: "    resource_attributes:\n      process.command_line:\n        enabled: true\n",
 		what: "logs + metrics as above, with the opt-in process.command_line resource attribute (read from /proc once per process)"},
+	{key: "logs-call-stack", name: "receiver: logs + metrics, call_stack: true", logs: true, yaml: "    call_stack: true\n",
+		what: "logs + metrics as above, with the caller's user stack captured in the kernel at each logged call's exit and symbolized by the collector (code.stacktrace, code.function.name); the load generator is a Go program, whose stack at the call is a few frames deep"},
 }
 
 // configurations lists what is measured: the mremap rows, then the getppid

@@ -236,7 +236,7 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&s, "What a tracer of mremap adds to every other syscall of the host: this harness calls getppid(2) %d times per loop on a thread pinned to CPU %d, %d loops per configuration and round, with no 32-bit program running. *Added thread CPU* is the calling thread's own CPU time (CLOCK_THREAD_CPUTIME_ID) over the baseline's.\n\n", o.getppidCalls, o.cpu, o.runs)
 		s.WriteString(g)
 	}
-	s.WriteString("\n### Targets (issue 13)\n\n")
+	s.WriteString("\n### Targets\n\n")
 	s.WriteString(rep.targets())
 	if rep.ramp != nil {
 		s.WriteString("\n### Highest rate without loss\n\n")
