@@ -7,9 +7,13 @@
 
 const volatile bool emit_events = false;   // a logs pipeline is served
 const volatile bool failures_only = false; // records only for failed calls
-// Wake the reader only once this many bytes are pending (0: on every
-// record). Waking user space per record costs more than the record; the
-// reader also polls on a short timer, so a few records never wait long.
+// Wake the reader each time the pending bytes reach a multiple of this
+// (0: on every record, the kernel's own policy). A wake-up is an
+// interrupt (a self-IPI, costly in a VM), and once the reader is behind,
+// waking it on every record would cost each call microseconds while the
+// reader is awake anyway; a sleeping reader drained the ring, so the next
+// multiple wakes it. The reader also polls on a short timer, so a few
+// records never wait long.
 const volatile __u64 wakeup_bytes = 0;
 
 struct {
@@ -44,6 +48,30 @@ static __always_inline struct event *reserve_record(const struct vma *v, struct 
 	if (capture_stack)
 		*tail = (void *)(e + 1);
 	return e;
+}
+
+// record_size is the size reserve_record reserves for a call whose mapping
+// is v.
+static __always_inline __u64 record_size(const struct vma *v)
+{
+	if (!v->path_len)
+		return capture_stack ? EVENT_SIZE_STACK_NO_PATH : EVENT_SIZE_NO_PATH;
+	return capture_stack ? EVENT_SIZE_STACK : sizeof(struct event);
+}
+
+// wakeup_flag is how the record of a call whose mapping is v is submitted:
+// with a wake-up if the pending bytes, this record's included, reached the
+// next multiple of wakeup_bytes with it.
+static __always_inline __u64 wakeup_flag(const struct vma *v)
+{
+	if (!wakeup_bytes)
+		return 0;
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 size = record_size(v);
+	__u64 before = avail > size ? avail - size : 0;
+	if (avail / wakeup_bytes != before / wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
 }
 
 // submit_record writes the call in (entered at enter_ns, returned ret at
@@ -88,12 +116,7 @@ static __always_inline void submit_record(void *ctx, const struct inflight *in, 
 	__builtin_memcpy(e->comm, comm->name, sizeof(e->comm));
 	if (capture_stack && tail)
 		capture_user_stack(ctx, task, tail);
-	__u64 wakeup = 0; // the kernel's own policy: wake when the reader waits
-	if (wakeup_bytes && bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		wakeup = BPF_RB_FORCE_WAKEUP;
-	else if (wakeup_bytes)
-		wakeup = BPF_RB_NO_WAKEUP;
-	bpf_ringbuf_submit(e, wakeup);
+	bpf_ringbuf_submit(e, wakeup_flag(&in->vma));
 }
 
 #endif

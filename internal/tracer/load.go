@@ -14,9 +14,9 @@ import (
 	"github.com/otelcol-mremap/otelcol-mremap/bpf"
 )
 
-// The kernel wakes the reader when a ring buffer holds 1/wakeupFraction of
-// its size; between wake-ups Read polls, so records of a quiet host are
-// read soon anyway.
+// The kernel wakes the reader each time the records pending in the ring
+// buffer reach a multiple of 1/wakeupFraction of its size; between
+// wake-ups Read polls, so records of a quiet host are read soon anyway.
 const wakeupFraction = 8
 
 // objects are the loaded programs and maps.
