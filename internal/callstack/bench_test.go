@@ -8,7 +8,8 @@ import (
 )
 
 // BenchmarkCached20: a 20-frame stack of a live process, every file
-// already parsed: what the ring-buffer reader pays per record.
+// already parsed, walked: what the ring-buffer reader pays for a stack
+// it has not seen in the last MapsRefresh.
 func BenchmarkCached20(b *testing.B) {
 	r := start(b, helper(b, "c-dynamic"), "print", "14")
 	req := Request{PID: r.pid(), Addresses: r.addrs}
@@ -22,7 +23,25 @@ func BenchmarkCached20(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
+		s.memo.mu.Lock()
+		s.memo.entries = nil // walk, every time
+		s.memo.mu.Unlock()
 		s.Cached(req)
+	}
+}
+
+// BenchmarkMemo20: the same stack captured again (a call from where an
+// earlier one was, the usual case): the memo's answer.
+func BenchmarkMemo20(b *testing.B) {
+	r := start(b, helper(b, "c-dynamic"), "print", "14")
+	req := Request{PID: r.pid(), Addresses: r.addrs}
+	s := New(Config{})
+	s.Symbolize(req)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := s.Cached(req); !ok {
+			b.Fatal("not cached")
+		}
 	}
 }
 

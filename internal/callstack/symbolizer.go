@@ -76,6 +76,7 @@ type Symbolizer struct {
 	mu    sync.Mutex
 	procs map[uint32]*process
 	clock atomic.Int64
+	memo  memo // the stacks symbolized lately
 
 	stats counters
 }
@@ -111,7 +112,7 @@ func New(cfg Config) *Symbolizer {
 		cfg.MapsRefresh = time.Second
 	}
 	return &Symbolizer{cfg: cfg, proc: "/proc", files: newFileCache(cfg.CacheBytes, 16384),
-		procs: map[uint32]*process{}}
+		procs: map[uint32]*process{}, memo: memo{every: cfg.MapsRefresh}}
 }
 
 // Cached symbolizes req from what is in memory, without I/O. ok is false
@@ -120,13 +121,30 @@ func New(cfg Config) *Symbolizer {
 // Unresolved == ReasonPending, and Symbolize would do better.
 func (s *Symbolizer) Cached(req Request) (st Stack, ok bool) {
 	s.stats.stacks.Add(1)
+	if st, ok := s.memo.get(&req); ok {
+		return st, true
+	}
 	w := walker{s: s, req: &req}
 	st = w.walk()
 	if w.pending {
 		s.stats.pending.Add(1)
 		st.Unresolved = ReasonPending
+		return st, false
 	}
-	return st, !w.pending
+	s.remember(&req, st)
+	return st, true
+}
+
+// remember keeps a stack whose frames came from mappings and files known
+// and readable: one of a process that exited, or with frames that no
+// mapping covered yet, is walked again next time.
+func (s *Symbolizer) remember(req *Request, st Stack) {
+	for i := range st.Frames {
+		if r := st.Frames[i].Reason; r == ReasonProcessExited || r == ReasonNoMapping || r == ReasonPending {
+			return
+		}
+	}
+	s.memo.put(req, st)
 }
 
 // Symbolize symbolizes req, reading the process's mappings and files as
@@ -136,7 +154,9 @@ func (s *Symbolizer) Symbolize(req Request) Stack {
 	s.stats.stacks.Add(1)
 	w := walker{s: s, req: &req, io: true}
 	defer w.close()
-	return w.walk()
+	st := w.walk()
+	s.remember(&req, st)
+	return st
 }
 
 // processFor returns the process of req, or nil when it is not known (and
