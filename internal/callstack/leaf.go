@@ -134,10 +134,14 @@ func (w *walker) leafCaller(f0 *Frame, next uint64) (Frame, bool) {
 	if len(cands) > MaxStackWords {
 		cands = cands[:MaxStackWords]
 	}
-	if w.req.LinkRegister != 0 {
+	fromWords := w.req.LinkRegister == 0
+	if !fromWords {
 		cands = []uint64{w.req.LinkRegister}
 	}
-	for _, r := range cands {
+	for i, r := range cands {
+		if fromWords {
+			w.wordsRead = i + 1
+		}
 		if r == 0 {
 			continue
 		}

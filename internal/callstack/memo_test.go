@@ -52,9 +52,37 @@ func TestMemo(t *testing.T) {
 
 	// Frames of a process that exited are not kept: its next stack (a
 	// reused pid) must be walked.
-	s.remember(&req, Stack{Frames: []Frame{{Reason: ReasonProcessExited}}})
+	s.remember(&req, Stack{Frames: []Frame{{Reason: ReasonProcessExited}}}, 0)
 	if _, ok := s.memo.get(&req); ok {
 		t.Error("a stack with process_exited frames was kept")
+	}
+}
+
+// TestMemoWords: of the stack words only those the walk looked at must
+// match: the first, which held the return address it recovered; the words
+// after it may differ, the ones it read may not.
+func TestMemoWords(t *testing.T) {
+	m := memo{every: time.Hour}
+	req := Request{PID: 1, Addresses: []uint64{0x1000, 0x2000}, StackWords: []uint64{0x3000, 7, 8}}
+	m.put(&req, Stack{Trace: "t"}, 1)
+	later := req
+	later.StackWords = []uint64{0x3000, 9, 10}
+	if st, ok := m.get(&later); !ok || st.Trace != "t" {
+		t.Errorf("other words after the one read: %v %q, want the kept stack", ok, st.Trace)
+	}
+	later.StackWords = []uint64{0x3001, 7, 8}
+	if _, ok := m.get(&later); ok {
+		t.Error("another first word was answered from the memo")
+	}
+	later.StackWords = nil
+	if _, ok := m.get(&later); ok {
+		t.Error("no words were answered from the memo")
+	}
+	// A stack walked without words (nothing read) is not one with words.
+	bare := Request{PID: 1, Addresses: []uint64{0x1000, 0x2000}}
+	m.put(&bare, Stack{Trace: "bare"}, 0)
+	if st, ok := m.get(&req); ok && st.Trace == "bare" {
+		t.Error("a stack walked without words answered one with words")
 	}
 }
 
@@ -62,7 +90,7 @@ func TestMemo(t *testing.T) {
 func TestMemoBound(t *testing.T) {
 	m := memo{every: time.Hour}
 	for i := range memoEntries + 10 {
-		m.put(&Request{PID: 1, Addresses: []uint64{uint64(i)}}, Stack{})
+		m.put(&Request{PID: 1, Addresses: []uint64{uint64(i)}}, Stack{}, 0)
 	}
 	if n := len(m.entries); n == 0 || n > memoEntries {
 		t.Errorf("memo holds %d stacks, want 1..%d", n, memoEntries)

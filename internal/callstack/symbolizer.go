@@ -131,20 +131,20 @@ func (s *Symbolizer) Cached(req Request) (st Stack, ok bool) {
 		st.Unresolved = ReasonPending
 		return st, false
 	}
-	s.remember(&req, st)
+	s.remember(&req, st, w.wordsRead)
 	return st, true
 }
 
 // remember keeps a stack whose frames came from mappings and files known
 // and readable: one of a process that exited, or with frames that no
 // mapping covered yet, is walked again next time.
-func (s *Symbolizer) remember(req *Request, st Stack) {
+func (s *Symbolizer) remember(req *Request, st Stack, wordsRead int) {
 	for i := range st.Frames {
 		if r := st.Frames[i].Reason; r == ReasonProcessExited || r == ReasonNoMapping || r == ReasonPending {
 			return
 		}
 	}
-	s.memo.put(req, st)
+	s.memo.put(req, st, wordsRead)
 }
 
 // Symbolize symbolizes req, reading the process's mappings and files as
@@ -155,7 +155,7 @@ func (s *Symbolizer) Symbolize(req Request) Stack {
 	w := walker{s: s, req: &req, io: true}
 	defer w.close()
 	st := w.walk()
-	s.remember(&req, st)
+	s.remember(&req, st, w.wordsRead)
 	return st
 }
 

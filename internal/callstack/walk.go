@@ -14,9 +14,12 @@ type walker struct {
 	req     *Request
 	io      bool
 	pending bool
-	p       *process
-	pm      *procMaps
-	open    map[*mapping]*os.File // files opened during this walk
+	// wordsRead is how many of req.StackWords the walk looked at: the
+	// words up to the caller's return address, when it looked for one.
+	wordsRead int
+	p         *process
+	pm        *procMaps
+	open      map[*mapping]*os.File // files opened during this walk
 }
 
 func (w *walker) close() {
