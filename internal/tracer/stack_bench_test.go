@@ -6,11 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"testing"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/otelcol-mremap/otelcol-mremap/internal/mremaptest"
 )
@@ -55,7 +51,7 @@ func BenchmarkCallStack(b *testing.B) {
 					frames += uint64(len(c.Stack.Addresses))
 				}
 			}()
-			calls := deepStack(c.extra, func() uint64 { return stackLoop(b) })
+			calls := deepStack(c.extra, func() uint64 { return benchMremapLoop(b) })
 			if err := tr.Stop(); err != nil {
 				b.Fatal(err)
 			}
@@ -78,34 +74,6 @@ func deepStack(n int, f func() uint64) uint64 {
 		return f()
 	}
 	return deepStack(n-1, f) + 0
-}
-
-// stackLoop shrinks and grows a 2-page mapping, one mremap(2) per op, on a
-// locked thread.
-func stackLoop(b *testing.B) uint64 {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	page := uintptr(os.Getpagesize())
-	m, err := unix.Mmap(-1, 0, int(2*page), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := uintptr(unsafe.Pointer(unsafe.SliceData(m)))
-	size := 2 * page
-	defer unix.Syscall(unix.SYS_MUNMAP, addr, size, 0)
-	var calls uint64
-	for b.Loop() {
-		newSize := page
-		if size == page {
-			newSize = 2 * page
-		}
-		if r, _, errno := unix.Syscall6(unix.SYS_MREMAP, addr, size, newSize, 0, 0, 0); errno != 0 || r != addr {
-			b.Fatalf("mremap(%#x, %d, %d, 0) = %#x, %v", addr, size, newSize, r, errno)
-		}
-		size = newSize
-		calls++
-	}
-	return calls
 }
 
 // BenchmarkDecodeEventStack is BenchmarkDecodeEvent with a stack of 12
